@@ -1,0 +1,140 @@
+"""Probes, faults, workloads, checks and rollback actions: typed functions registered by name.
+
+The decorators only mark a function; `Catalog` collects the marked functions of the
+service modules. A parameter model is derived from each signature, so a scenario's
+arguments are validated before anything runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from types import ModuleType
+from typing import Any, TypeVar, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MARK = "__drill_action__"
+
+# Modules whose registered functions make up the catalog. Service modules import their
+# client libraries lazily, inside functions, so loading the catalog stays cheap.
+SERVICE_MODULES = (
+    "drillrunner.engine.checks",
+    "drillrunner.services.timescaledb",
+    "drillrunner.services.redis",
+)
+
+
+class ActionKind(StrEnum):
+    PROBE = "probe"
+    FAULT = "fault"
+    WORKLOAD = "workload"
+    CHECK = "check"
+    ACTION = "action"  # rollbacks, backups, undos: changes that are not faults
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    kind: ActionKind
+    fn: Callable[..., Any]
+    params: type[BaseModel]
+    undo: str | None
+    doc: str
+
+    def bind(self, args: dict[str, Any]) -> BaseModel:
+        """Validate scenario arguments against the function's signature."""
+        return self.params.model_validate(args)
+
+    def call(self, ctx: Any, bound: BaseModel) -> Any:
+        return self.fn(ctx, **{k: getattr(bound, k) for k in type(bound).model_fields})
+
+
+def _mark(kind: ActionKind, name: str, undo: str | None = None) -> Callable[[F], F]:
+    def deco(fn: F) -> F:
+        setattr(fn, MARK, (kind, name, undo))
+        return fn
+
+    return deco
+
+
+def probe(name: str) -> Callable[[F], F]:
+    return _mark(ActionKind.PROBE, name)
+
+
+def fault(name: str, *, undo: str) -> Callable[[F], F]:
+    """A fault must name the action that undoes it; it journals the undo's arguments
+    with `ctx.will_undo(...)` before it changes anything."""
+    return _mark(ActionKind.FAULT, name, undo)
+
+
+def workload(name: str) -> Callable[[F], F]:
+    return _mark(ActionKind.WORKLOAD, name)
+
+
+def check(name: str) -> Callable[[F], F]:
+    return _mark(ActionKind.CHECK, name)
+
+
+def action(name: str) -> Callable[[F], F]:
+    return _mark(ActionKind.ACTION, name)
+
+
+def _params_model(name: str, fn: Callable[..., Any]) -> type[BaseModel]:
+    hints = get_type_hints(fn, include_extras=True)
+    fields: dict[str, Any] = {}
+    for i, (pname, param) in enumerate(inspect.signature(fn).parameters.items()):
+        if i == 0:
+            continue  # the context
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (hints.get(pname, Any), default)
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        f"Params[{name}]", __config__=ConfigDict(extra="forbid", frozen=True), **fields
+    )
+    return model
+
+
+class Catalog:
+    """Every registered action, by name."""
+
+    def __init__(self, specs: Iterable[ActionSpec]) -> None:
+        self._specs: dict[str, ActionSpec] = {}
+        for spec in specs:
+            if spec.name in self._specs:
+                raise ValueError(f"action {spec.name} is registered twice")
+            self._specs[spec.name] = spec
+        for spec in self._specs.values():
+            if spec.undo and spec.undo not in self._specs:
+                raise ValueError(f"fault {spec.name} names an unknown undo {spec.undo}")
+
+    @classmethod
+    def from_modules(cls, modules: Iterable[ModuleType]) -> Catalog:
+        specs = []
+        for module in modules:
+            for obj in vars(module).values():
+                mark = getattr(obj, MARK, None)
+                if mark and callable(obj):
+                    kind, name, undo = mark
+                    doc = inspect.getdoc(obj) or ""
+                    specs.append(
+                        ActionSpec(name, kind, obj, _params_model(name, obj), undo, doc)
+                    )
+        return cls(specs)
+
+    @classmethod
+    def load(cls, module_names: Iterable[str] = SERVICE_MODULES) -> Catalog:
+        return cls.from_modules(importlib.import_module(m) for m in module_names)
+
+    def get(self, name: str) -> ActionSpec | None:
+        return self._specs.get(name)
+
+    def names(self, kind: ActionKind | None = None) -> list[str]:
+        return sorted(n for n, s in self._specs.items() if kind is None or s.kind == kind)
+
+    def __iter__(self) -> Any:
+        return iter(self._specs.values())

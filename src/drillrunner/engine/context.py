@@ -1,0 +1,35 @@
+"""What every probe, fault, workload, check and action receives as its first argument."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from drillrunner.engine.history import History, WorkloadClient
+from drillrunner.targets.base import Target
+
+Recorder = Callable[..., None]
+
+
+@dataclass
+class RunContext:
+    """Per-scenario state. `stash` passes values between steps (a backup's path, a restore
+    target time); `workloads` holds the running workload clients by name."""
+
+    target: Target
+    scenario: str
+    history: History
+    record: Recorder  # record(event, **data): journal an observation
+    stop: threading.Event = field(default_factory=threading.Event)
+    stash: dict[str, Any] = field(default_factory=dict)
+    workloads: dict[str, WorkloadClient] = field(default_factory=dict)
+    slo: dict[str, Any] = field(default_factory=dict)
+    _undo_sink: Callable[[str, dict[str, Any]], None] | None = None
+
+    def will_undo(self, action: str, **args: Any) -> None:
+        """Journal (and fsync) the undo of the fault about to be injected, before it acts."""
+        if self._undo_sink is None:
+            raise RuntimeError("will_undo is only available while a fault runs")
+        self._undo_sink(action, args)

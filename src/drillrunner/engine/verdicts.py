@@ -1,0 +1,54 @@
+"""Statuses and typed results shared by the engine, checks and reports."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    UNKNOWN = "UNKNOWN"
+
+
+class Outcome(StrEnum):
+    """Scenario and run outcomes, most severe first (the order is the precedence)."""
+
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    ABORTED = "aborted"
+    BASELINE_NOT_MET = "baseline-not-met"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
+    PASSED = "passed"
+
+    @staticmethod
+    def worst(outcomes: list[Outcome]) -> Outcome:
+        order = list(Outcome)
+        return min(outcomes, key=order.index) if outcomes else Outcome.INCONCLUSIVE
+
+
+Measurement = float | int | str | None
+
+
+class CheckResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    verdict: Verdict
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    measurements: dict[str, Measurement] = Field(default_factory=dict)
+
+
+class FaultResult(BaseModel):
+    """What a fault or action did: the members it touched and what it observed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    summary: str
+    members: list[str] = Field(default_factory=list)
+    detail: dict[str, Any] = Field(default_factory=dict)
+    measurements: dict[str, Measurement] = Field(default_factory=dict)

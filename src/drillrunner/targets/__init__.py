@@ -1,0 +1,1 @@
+"""Where the stack runs: the capability protocols and their implementations."""

@@ -1,0 +1,216 @@
+"""Start, signal and stop server processes by PID; never by name.
+
+Each member runs in its own session (process group), so a kill or a pause reaches every
+process of that server, as a container's would. A PID record with the process's start time
+guards against PID reuse after a reboot or a stale file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drillrunner.errors import StackError
+from drillrunner.waiting import WaitTimeout, poll_until
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    port: int
+    log: Path
+    cwd: Path
+    user: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name is in parentheses and may hold spaces: split after it.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def process_state(pid: int) -> str | None:
+    """The kernel's state letter for `pid` (R, S, T, Z...), or None if it is gone."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def _start_ticks(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Supervisor:
+    """Keeps one PID record per member under `<state>/run/`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.run_dir = state_dir / "run"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Processes this drill process spawned: reaped here so no zombie holds a lock file.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _record(self, name: str) -> Path:
+        return self.run_dir / f"{name}.json"
+
+    def pid(self, name: str) -> int | None:
+        """The member's PID if its recorded process is still alive (not a zombie)."""
+        path = self._record(name)
+        try:
+            rec = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        pid = int(rec["pid"])
+        if _start_ticks(pid) != rec.get("start_ticks") or process_state(pid) in (None, "Z"):
+            return None  # stale record: the process is gone or the PID was reused
+        return pid
+
+    def is_paused(self, name: str) -> bool:
+        pid = self.pid(name)
+        return pid is not None and process_state(pid) == "T"
+
+    def start(self, spec: ProcessSpec, *, ready_timeout: float = 30.0) -> int:
+        """Spawn the member in its own session; return once its port accepts connections."""
+        if (pid := self.pid(spec.name)) is not None:
+            return pid
+        if port_in_use(spec.port):
+            raise StackError(
+                f"{spec.name}: port 127.0.0.1:{spec.port} is already in use by another "
+                "process; stop it or choose other ports (drill stack up --port-base N)"
+            )
+        spec.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.log, "ab") as log:
+            try:
+                proc = subprocess.Popen(
+                    spec.argv,
+                    cwd=spec.cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    user=spec.user,
+                    env={**_base_env(), **spec.env},
+                )
+            except FileNotFoundError as exc:
+                raise StackError(f"{spec.name}: cannot run {spec.argv[0]}: {exc}") from None
+        self._children[proc.pid] = proc
+        record = {"pid": proc.pid, "start_ticks": _start_ticks(proc.pid), "argv": spec.argv}
+        self._record(spec.name).write_text(json.dumps(record))
+        try:
+            poll_until(
+                lambda: proc.poll() is None and port_accepts(spec.port),
+                timeout=ready_timeout,
+                what=f"{spec.name} to accept connections on port {spec.port}",
+            )
+        except WaitTimeout:
+            code = proc.poll()
+            tail = tail_text(spec.log, 8)
+            state = f"exited with code {code}" if code is not None else "did not open its port"
+            raise StackError(f"{spec.name} {state}; last lines of {spec.log}:\n{tail}") from None
+        return proc.pid
+
+    def signal_group(self, name: str, sig: signal.Signals) -> int:
+        pid = self.pid(name)
+        if pid is None:
+            raise StackError(f"{name} is not running")
+        os.killpg(pid, sig)
+        return pid
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL, timeout: float = 15.0) -> None:
+        """Signal the member's process group and wait until every process of it is gone."""
+        pid = self.pid(name)
+        if pid is None:
+            return
+        if process_state(pid) == "T":
+            os.killpg(pid, signal.SIGCONT)  # a stopped process cannot act on TERM
+        os.killpg(pid, sig)
+        self.wait_gone(name, pid, timeout)
+
+    def stop(self, name: str, timeout: float = 20.0) -> None:
+        """TERM, then KILL if the member has not exited within `timeout`."""
+        pid = self.pid(name)
+        if pid is None:
+            self._record(name).unlink(missing_ok=True)
+            return
+        try:
+            self.kill(name, signal.SIGTERM, timeout)
+        except StackError:
+            self.kill(name, signal.SIGKILL, 10.0)
+        self._record(name).unlink(missing_ok=True)
+
+    def wait_gone(self, name: str, pid: int, timeout: float) -> None:
+        try:
+            poll_until(
+                lambda: not group_pids(pid),
+                timeout=timeout,
+                interval=0.02,
+                what=f"{name} (pid {pid}) to exit",
+            )
+        except WaitTimeout as exc:
+            raise StackError(str(exc)) from None
+        child = self._children.pop(pid, None)
+        if child is not None:
+            child.wait()
+
+    def wait_reaped(self, pid: int, timeout: float = 5.0) -> None:
+        """Wait until not even a zombie of `pid` is left (its parent, or init, reaped it)."""
+        poll_until(
+            lambda: process_state(pid) is None, timeout=timeout, interval=0.02,
+            what=f"pid {pid} to be reaped",
+        )
+
+
+def _base_env() -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "TZ")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def tail_text(path: Path, lines: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(data.splitlines()[-lines:])

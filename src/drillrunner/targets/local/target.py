@@ -1,0 +1,109 @@
+"""The local target: members are processes started from the state folder."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+from drillrunner.errors import StackError
+from drillrunner.targets.base import MemberRef, Signal
+from drillrunner.targets.local.config import StackSettings, load_settings
+from drillrunner.targets.local.deployment import LocalDeployment
+from drillrunner.targets.local.supervisor import Supervisor, group_pids, tail_text
+
+# service -> "module:Class" of its local deployment, imported when first used.
+DEPLOYMENTS = {
+    "timescaledb": "drillrunner.targets.local.postgres:PostgresDeployment",
+    "redis": "drillrunner.targets.local.redis:RedisDeployment",
+}
+
+_SIGNALS = {Signal.KILL: signal.SIGKILL, Signal.TERM: signal.SIGTERM}
+
+
+class LocalTarget:
+    name = "local"
+
+    def __init__(self, state: Path, settings: StackSettings | None = None) -> None:
+        self.state = state
+        loaded = settings or load_settings(state)
+        if loaded is None:
+            raise StackError(f"the local stack is not set up in {state}: run 'drill stack up'")
+        self.settings = loaded
+        self.sup = Supervisor(state)
+        self._deployments: dict[str, Any] = {}
+
+    def deployment(self, service: str) -> Any:
+        """The service's local deployment (its service-specific operations live there)."""
+        if service not in self._deployments:
+            if service not in DEPLOYMENTS:
+                raise StackError(f"the local target has no service {service!r}")
+            module, cls = DEPLOYMENTS[service].split(":")
+            factory = getattr(importlib.import_module(module), cls)
+            self._deployments[service] = factory(self.settings, self.state, self.sup)
+        return self._deployments[service]
+
+    def deployments(self) -> list[LocalDeployment]:
+        return [self.deployment(s) for s in DEPLOYMENTS]
+
+    def members(self, service: str) -> list[MemberRef]:
+        members: list[MemberRef] = self.deployment(service).members()
+        return members
+
+    def member(self, service: str, name: str) -> MemberRef:
+        for m in self.members(service):
+            if m.name == name:
+                return m
+        raise StackError(f"{service} has no member {name!r}")
+
+    def pid(self, member: MemberRef) -> int | None:
+        return self.sup.pid(member.name)
+
+    def is_running(self, member: MemberRef) -> bool:
+        return self.sup.pid(member.name) is not None
+
+    def kill(self, member: MemberRef, signal: Signal = Signal.KILL) -> None:
+        self.sup.kill(member.name, _SIGNALS[signal])
+
+    def pause(self, member: MemberRef) -> None:
+        self.sup.signal_group(member.name, signal.SIGSTOP)
+
+    def resume(self, member: MemberRef) -> None:
+        self.sup.signal_group(member.name, signal.SIGCONT)
+
+    def pause_process(self, member: MemberRef, pid: int) -> None:
+        self._own(member, pid)
+        os.kill(pid, signal.SIGSTOP)
+
+    def resume_process(self, member: MemberRef, pid: int) -> None:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass  # it is gone: nothing left to resume
+
+    def _own(self, member: MemberRef, pid: int) -> None:
+        leader = self.sup.pid(member.name)
+        if leader is None or pid not in group_pids(leader):
+            raise StackError(f"pid {pid} is not a process of {member.name}")
+
+    def start(self, member: MemberRef) -> None:
+        self.sup.start(self.deployment(member.service).spec(member.name))
+
+    def log_tail(self, member: MemberRef, lines: int = 50) -> str:
+        return tail_text(self.deployment(member.service).spec(member.name).log, lines)
+
+    def artifacts_dir(self) -> Path:
+        path = self.state / "backups"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "target": self.name,
+            "host": socket.gethostname(),
+            "state_dir": str(self.state),
+            "port_base": str(self.settings.port_base),
+        }
