@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -118,7 +119,8 @@ class Catalog:
         for module in modules:
             for obj in vars(module).values():
                 mark = getattr(obj, MARK, None)
-                if mark and callable(obj):
+                # Only functions defined here: an imported one belongs to its own module.
+                if mark and callable(obj) and obj.__module__ == module.__name__:
                     kind, name, undo = mark
                     doc = inspect.getdoc(obj) or ""
                     specs.append(
@@ -128,7 +130,14 @@ class Catalog:
 
     @classmethod
     def load(cls, module_names: Iterable[str] = SERVICE_MODULES) -> Catalog:
-        return cls.from_modules(importlib.import_module(m) for m in module_names)
+        """Collect the named modules and, for packages, every submodule in them."""
+        modules: list[ModuleType] = []
+        for name in module_names:
+            module = importlib.import_module(name)
+            modules.append(module)
+            for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
+                modules.append(importlib.import_module(f"{name}.{info.name}"))
+        return cls.from_modules(modules)
 
     def get(self, name: str) -> ActionSpec | None:
         return self._specs.get(name)
