@@ -1,0 +1,49 @@
+# Two commands do all set-up on a fresh machine: `make drill` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DRILL := $(BIN)/drill
+APT_PACKAGES := postgresql-15 redis-server redis-sentinel
+PYTEST_ARGS ?=
+
+.PHONY: drill test deps venv system-deps lint bench stack-up stack-down clean
+
+drill: deps ## install what is missing, start the stack, run the quarterly drill
+	$(DRILL) stack up
+	$(DRILL) run quarterly-dr
+
+test: deps ## unit and integration tests against real servers
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+deps: system-deps venv
+
+system-deps:
+	@./scripts/install-system-deps $(APT_PACKAGES)
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: deps
+	$(BIN)/python bench/run_all.py
+
+stack-up: deps
+	$(DRILL) stack up
+
+stack-down:
+	$(DRILL) stack down
+
+clean:
+	-$(DRILL) stack down
+	rm -rf .drill $(VENV)

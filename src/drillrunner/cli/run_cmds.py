@@ -1,0 +1,155 @@
+"""drill run and drill report."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from drillrunner.errors import ExitCode, StackError, UsageError
+
+OUTCOME_EXIT = {
+    "passed": ExitCode.PASSED,
+    "failed": ExitCode.FAILED,
+    "baseline-not-met": ExitCode.FAILED,
+    "aborted": ExitCode.FAILED,
+    "inconclusive": ExitCode.INCONCLUSIVE,
+    "error": ExitCode.INCONCLUSIVE,
+    "interrupted": ExitCode.INTERRUPTED,
+}
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _environment(target: Any, root: Path) -> dict[str, Any]:
+    from drillrunner import __version__
+
+    env: dict[str, Any] = {"drill_version": __version__, "git_commit": _git_commit(root)}
+    env.update(target.describe())
+    for dep in target.deployments():
+        try:
+            env.update({f"{k}_version": v for k, v in dep.versions().items()})
+        except Exception as exc:  # noqa: BLE001 - a version is evidence, not a precondition
+            env[f"{dep.service}_version"] = f"unknown ({type(exc).__name__})"
+    return env
+
+
+def _preflight(target: Any) -> None:
+    """Every standing member must be running before anything is injected."""
+    down = [m.name for dep in target.deployments() for m in dep.members()
+            if not target.is_running(m)]
+    if down:
+        raise StackError(f"stack members not running: {', '.join(down)}; run 'drill stack up'")
+
+
+def _bundle_dir(out: Path, run_id: str) -> Path:
+    bundle = out / run_id
+    try:
+        bundle.mkdir(parents=True, exist_ok=False)
+        probe = bundle / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    return bundle
+
+
+def run(
+    refs: Annotated[list[str], typer.Argument(
+        help="Scenario or drill names (see 'drill list') or paths to their files.",
+        metavar="NAME_OR_PATH...")],
+    target: Annotated[str, typer.Option(help="Where the stack runs: local.")] = "local",
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for evidence bundles (default: reports/ in the project).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate, check preflight and steady state; inject nothing.")] = False,
+) -> None:
+    """Run scenarios or drills and write an evidence bundle under reports/<run-id>/."""
+    from drillrunner.cli.display import Display
+    from drillrunner.engine.actions import Catalog
+    from drillrunner.engine.journal import Journal
+    from drillrunner.engine.lock import TargetLock
+    from drillrunner.engine.runner import Runner
+    from drillrunner.engine.verdicts import Outcome
+    from drillrunner.model.library import Library
+    from drillrunner.paths import project_root, state_dir
+    from drillrunner.report.bundle import render_bundle
+
+    if target != "local":
+        raise UsageError(f"unknown target {target!r}: this version drives 'local' only")
+    root = project_root()
+    catalog = Catalog.load()
+    docs = Library(root).resolve(refs, catalog)
+    from drillrunner.targets.local.target import LocalTarget
+
+    tgt = LocalTarget(state_dir())
+    _preflight(tgt)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    bundle = _bundle_dir(out or root / "reports", run_id)
+    journal = Journal(bundle / "journal.jsonl")
+    lock = TargetLock(tgt.state, run_id, journal.path)
+    lock.acquire()
+    outcomes: list[Outcome] = []
+    try:
+        journal.append("run-start", run_id=run_id, target=tgt.name, pid=os.getpid(),
+                       scenarios=[d.model.metadata.name for d in docs], dry_run=dry_run,
+                       environment=_environment(tgt, root))
+        with Display() as display:
+            runner = Runner(tgt, catalog, journal, display, dry_run=dry_run)
+            with runner.signals():
+                for doc in docs:
+                    outcomes.append(runner.run_scenario(doc).outcome)
+                    if runner.interrupted:
+                        break
+        outcome = Outcome.worst(outcomes)
+        journal.append("run-end", run_id=run_id, outcome=outcome.value)
+    finally:
+        journal.close()
+        lock.release()
+    view = render_bundle(bundle)
+    _print_summary(view, bundle)
+    raise typer.Exit(int(OUTCOME_EXIT[view.outcome]))
+
+
+def _print_summary(view: Any, bundle: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("scenario", "outcome", "RTO", "acked writes", "lost", "why", title=view.run_id)
+    for s in view.scenarios:
+        m = s.measurements
+        rto = (f"{m['rto_seconds']:.3f}s ± {m.get('rto_error_seconds') or 0:.3f}s"
+               if m.get("rto_seconds") is not None else "n/a")
+        table.add_row(s.name, s.outcome, rto, str(m.get("acknowledged_writes", "n/a")),
+                      str(m.get("lost_acknowledged_writes", "n/a")), s.reason)
+    console = Console()
+    console.print(table)
+    console.print(f"outcome: [bold]{view.outcome}[/]")
+    console.print(f"evidence bundle: {bundle}")
+
+
+def report(bundle: Annotated[Path, typer.Argument(help="An evidence bundle folder.")]) -> None:
+    """Re-render every report of a bundle from its journal alone."""
+    from drillrunner.report.bundle import render_bundle
+
+    if not (bundle / "journal.jsonl").is_file():
+        raise UsageError(f"{bundle}: no journal.jsonl (not an evidence bundle)")
+    render_bundle(bundle)
+    typer.echo(f"re-rendered {bundle}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(report)

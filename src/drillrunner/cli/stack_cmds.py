@@ -1,0 +1,120 @@
+"""drill stack up | down | status: the local stack of real servers."""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="Start, stop and inspect the local stack (real servers on 127.0.0.1).",
+    no_args_is_help=True,
+)
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def _state():  # type: ignore[no-untyped-def]
+    from drillrunner.paths import state_dir
+
+    return state_dir()
+
+
+def member_rows(target: Any) -> list[dict[str, Any]]:
+    """Each member with its live role, read from the server itself."""
+    import importlib
+
+    rows = []
+    for dep in target.deployments():
+        try:
+            roles = importlib.import_module(f"drillrunner.services.{dep.service}").member_roles(
+                target)
+        except Exception as exc:  # noqa: BLE001 - status must still print the members
+            roles = {m.name: f"unknown ({type(exc).__name__})" for m in dep.members()}
+        for m in dep.members():
+            rows.append({"service": m.service, "name": m.name, "kind": m.kind,
+                         "role": roles.get(m.name, "unknown"), "host": m.host, "port": m.port,
+                         "pid": target.pid(m)})
+    return rows
+
+
+def _print_rows(rows: list[dict[str, Any]], fmt: Format) -> None:
+    if fmt is Format.JSON:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("service", "member", "role", "address", "pid")
+    for r in rows:
+        table.add_row(r["service"], r["name"], r["role"], f"{r['host']}:{r['port']}",
+                      str(r["pid"] or "-"))
+    Console().print(table)
+
+
+@app.command()
+def up(
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="A stack setting KEY=VALUE, e.g. redis.appendonly=false or "
+        "timescaledb.synchronous=false (repeatable).")] = None,
+    port_base: Annotated[int | None, typer.Option(
+        help="First port of the stack; every member's port is offset from it "
+        "(default 17000).")] = None,
+    reset: Annotated[bool, typer.Option(
+        help="Return to the default settings before applying --set.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.TABLE,
+) -> None:
+    """Start the local stack and wait for real readiness (idempotent).
+
+    Settings given with --set stay in force until changed again or --reset.
+    """
+    from drillrunner.targets.local.config import StackSettings, load_settings, save_settings
+    from drillrunner.targets.local.target import LocalTarget
+
+    state = _state()
+    settings = StackSettings() if reset else (load_settings(state) or StackSettings())
+    if port_base is not None:
+        settings = settings.model_copy(update={"port_base": port_base})
+    settings = settings.with_overrides(set_ or [])
+    target = LocalTarget(state, settings)
+    for dep in target.deployments():
+        dep.check_binaries()
+    save_settings(state, settings)
+    started = time.monotonic()
+    for dep in target.deployments():
+        typer.echo(f"starting {dep.service}...", err=True)
+        dep.up()
+    typer.echo(f"stack ready in {time.monotonic() - started:.1f}s", err=True)
+    _print_rows(member_rows(target), fmt)
+
+
+@app.command()
+def down() -> None:
+    """Stop every member of the local stack (data is kept)."""
+    from drillrunner.targets.local.config import load_settings
+    from drillrunner.targets.local.target import LocalTarget
+
+    state = _state()
+    if load_settings(state) is None:
+        typer.echo("no local stack here", err=True)
+        return
+    target = LocalTarget(state)
+    for dep in reversed(target.deployments()):
+        dep.down()
+    typer.echo("stack stopped", err=True)
+
+
+@app.command()
+def status(
+    fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.TABLE,
+) -> None:
+    """Each member's live role (read from the server), address and PID."""
+    from drillrunner.targets.local.target import LocalTarget
+
+    _print_rows(member_rows(LocalTarget(_state())), fmt)

@@ -1,0 +1,1 @@
+"""Scenario and drill files: pydantic models and a loader that reports file:line:col."""

@@ -1,0 +1,82 @@
+"""Find scenarios and drills by name or path, and validate them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drillrunner.errors import InvalidInput, UsageError
+from drillrunner.model.loader import Document, Problem, check_actions, load
+from drillrunner.model.scenario import Drill, Scenario
+
+
+@dataclass(frozen=True)
+class Library:
+    root: Path
+
+    @property
+    def scenario_dir(self) -> Path:
+        return self.root / "scenarios"
+
+    @property
+    def drill_dir(self) -> Path:
+        return self.root / "drills"
+
+    def files(self) -> list[Path]:
+        found: list[Path] = []
+        for folder in (self.scenario_dir, self.drill_dir):
+            if folder.is_dir():
+                found += sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+        return found
+
+    def find(self, ref: str) -> Path:
+        """A path as given, else a scenario or drill of that name."""
+        path = Path(ref)
+        if path.suffix in (".yaml", ".yml") or "/" in ref:
+            if not path.exists():
+                raise UsageError(f"{ref}: no such file")
+            return path
+        for folder in (self.drill_dir, self.scenario_dir):
+            for suffix in (".yaml", ".yml"):
+                if (candidate := folder / f"{ref}{suffix}").exists():
+                    return candidate
+        known = ", ".join(p.stem for p in self.files()) or "none"
+        raise UsageError(f"unknown scenario or drill {ref!r} (known: {known})")
+
+    def documents(self, paths: list[Path], catalog: Any) -> tuple[list[Document], list[Problem]]:
+        docs: list[Document] = []
+        problems: list[Problem] = []
+        for path in paths:
+            doc, found = load(path)
+            problems += found
+            if doc is not None:
+                problems += check_actions(doc, catalog)
+                docs.append(doc)
+        return docs, problems
+
+    def resolve(self, refs: list[str], catalog: Any) -> list[Document]:
+        """Scenario documents to run, drills expanded in order; raises InvalidInput."""
+        out: list[Document] = []
+        problems: list[Problem] = []
+        for ref in refs:
+            docs, found = self.documents([self.find(ref)], catalog)
+            problems += found
+            for doc in docs:
+                if isinstance(doc.model, Scenario):
+                    out.append(doc)
+                    continue
+                assert isinstance(doc.model, Drill)
+                for i, name in enumerate(doc.model.scenarios):
+                    try:
+                        path = self.find(name)
+                    except UsageError as exc:
+                        line, col = doc.position(["scenarios", i])
+                        problems.append(Problem(str(doc.path), line, col, str(exc)))
+                        continue
+                    sub, sub_problems = self.documents([path], catalog)
+                    problems += sub_problems
+                    out += [d for d in sub if isinstance(d.model, Scenario)]
+        if problems:
+            raise InvalidInput([str(p) for p in problems])
+        return out

@@ -1,0 +1,194 @@
+"""Load scenario and drill files; every problem is reported as `file:line:col: message`.
+
+Validation is a pass of its own before anything runs: the schema first, then each step's
+action name and arguments bound to the registered function's signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from drillrunner.model.scenario import Drill, Scenario, WorkloadStep
+from drillrunner.units import parse_rate
+
+MAX_BYTES = 1024 * 1024
+MAX_ALIASES = 100  # an alias bomb expands exponentially when validated
+PathElem = str | int
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Document:
+    path: Path
+    model: Scenario | Drill
+    root: yaml.Node
+
+    def position(self, loc: Sequence[PathElem]) -> tuple[int, int]:
+        return position(self.root, loc)
+
+
+def position(root: yaml.Node, loc: Sequence[PathElem], *, at_key: bool = False
+             ) -> tuple[int, int]:
+    """1-based line and column of the deepest node of `loc` found in the YAML tree
+    (of the last key itself with `at_key`, e.g. for a key that should not be there)."""
+    node = root
+    for i, elem in enumerate(loc):
+        nxt = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == elem:
+                    nxt = key if at_key and i == len(loc) - 1 else value
+                    break
+            if nxt is None:
+                # pydantic's own names ("args", "name") do not exist in the file: the step
+                # is written as `- action.name: {args}`, so descend into that single value.
+                actions = [(k, v) for k, v in node.value if k.value != "after"]
+                if elem in ("args", "name") and len(actions) == 1:
+                    nxt = actions[0][1] if elem == "args" else actions[0][0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(elem, int):
+            if 0 <= elem < len(node.value):
+                nxt = node.value[elem]
+        if nxt is None:
+            break
+        node = nxt
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _loc_text(loc: Sequence[PathElem]) -> str:
+    out = ""
+    for elem in loc:
+        out += f"[{elem}]" if isinstance(elem, int) else (f".{elem}" if out else str(elem))
+    return out
+
+
+def _parse(path: Path) -> tuple[Any, yaml.Node | None, list[Problem]]:
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, None, [Problem(name, 1, 1, f"cannot read file: {exc.strerror or exc}")]
+    if len(raw) > MAX_BYTES:
+        return None, None, [Problem(name, 1, 1, f"file is larger than {MAX_BYTES} bytes")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, None, [Problem(name, line, 1, "file is not valid UTF-8")]
+    try:
+        aliases = sum(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, yaml.SafeLoader))
+        if aliases > MAX_ALIASES:
+            return None, None, [Problem(name, 1, 1, f"too many YAML aliases ({aliases})")]
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return None, None, [Problem(name, line, col, f"invalid YAML: {exc.problem or exc}")]
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        return None, None, [Problem(name, 1, 1, f"invalid YAML: {exc}")]
+    if root is None or not isinstance(data, dict):
+        return None, None, [Problem(name, 1, 1, "expected a mapping with apiVersion and kind")]
+    return data, root, []
+
+
+def load(path: Path) -> tuple[Document | None, list[Problem]]:
+    """Parse and schema-check one file."""
+    data, root, problems = _parse(path)
+    if problems or root is None:
+        return None, problems
+    kind = data.get("kind")
+    model_cls: type[Scenario] | type[Drill]
+    if kind == "Drill":
+        model_cls = Drill
+    elif kind == "Scenario":
+        model_cls = Scenario
+    else:
+        line, col = position(root, ["kind"])
+        return None, [Problem(str(path), line, col, "kind: must be Scenario or Drill")]
+    try:
+        model = model_cls.model_validate(data)
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors():
+            loc = [e for e in err["loc"] if isinstance(e, str | int)]
+            line, col = position(root, loc, at_key=err["type"] == "extra_forbidden")
+            msg = err["msg"].removeprefix("Value error, ")
+            out.append(Problem(str(path), line, col, f"{_loc_text(loc) or 'file'}: {msg}"))
+        return None, out
+    return Document(path, model, root), []
+
+
+def check_actions(doc: Document, catalog: Any) -> list[Problem]:
+    """Every step names a registered action of the right kind with arguments that bind."""
+    from drillrunner.engine.actions import ActionKind
+
+    if not isinstance(doc.model, Scenario):
+        return []
+    s = doc.model
+    problems: list[Problem] = []
+
+    def bind(loc: list[PathElem], name: str, kinds: set[ActionKind], args: dict[str, Any]) -> None:
+        spec = catalog.get(name)
+        if spec is None or spec.kind not in kinds:
+            what = " or ".join(sorted(k.value for k in kinds))
+            hint = ", ".join(n for k in kinds for n in catalog.names(k))
+            line, col = doc.position(loc)
+            problems.append(Problem(str(doc.path), line, col,
+                                    f"{_loc_text(loc)}: unknown {what} {name!r} (known: {hint})"))
+            return
+        try:
+            spec.bind(args)
+        except ValidationError as exc:
+            for err in exc.errors():
+                sub = [*loc, *[e for e in err["loc"] if isinstance(e, str | int)]]
+                line, col = position(doc.root, sub, at_key=err["type"] == "extra_forbidden")
+                msg = err["msg"].removeprefix("Value error, ")
+                problems.append(Problem(str(doc.path), line, col, f"{_loc_text(sub)}: {msg}"))
+
+    probe, check = {ActionKind.PROBE}, {ActionKind.CHECK}
+    for i, p in enumerate(s.steady_state):
+        bind(["steady_state", i, "probe"], p.probe, probe, p.args)
+    for i, p in enumerate(s.recovery.probes):
+        bind(["recovery", "probes", i, "probe"], p.probe, probe, p.args)
+    for i, w in enumerate(s.workload):
+        problems += _rate_problems(doc, i, w)
+        args = {k: v for k, v in w.args.items() if k != "rate"}
+        bind(["workload", i, w.name], w.name, {ActionKind.WORKLOAD}, args)
+    for i, f in enumerate(s.faults):
+        bind(["faults", i, f.name], f.name, {ActionKind.FAULT, ActionKind.ACTION}, f.args)
+    for i, r in enumerate(s.rollback):
+        bind(["rollback", i, r.name], r.name, {ActionKind.ACTION}, r.args)
+    for i, c in enumerate(s.verify):
+        bind(["verify", i, "check"], c.check, check, c.args)
+    if s.faults and not any(catalog.get(f.name) and catalog.get(f.name).kind == ActionKind.FAULT
+                            for f in s.faults):
+        line, col = doc.position(["faults"])
+        problems.append(Problem(str(doc.path), line, col, "faults: no step is a fault"))
+    return problems
+
+
+def _rate_problems(doc: Document, i: int, w: WorkloadStep) -> list[Problem]:
+    if "rate" not in w.args:
+        return []
+    try:
+        parse_rate(w.args["rate"])
+    except ValueError as exc:
+        line, col = doc.position(["workload", i, w.name, "rate"])
+        return [Problem(str(doc.path), line, col, f"workload[{i}].{w.name}.rate: {exc}")]
+    return []

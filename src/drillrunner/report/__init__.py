@@ -1,0 +1,1 @@
+"""Evidence: every format is rendered from the run's journal alone."""

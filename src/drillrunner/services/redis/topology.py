@@ -1,0 +1,202 @@
+"""Who is primary, who replicates, whether the sentinels agree: always asked of the servers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from drillrunner.services.redis import client
+from drillrunner.targets.base import MemberRef, Target
+from drillrunner.waiting import WaitTimeout, poll_until
+
+SERVICE = "redis"
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    REPLICA = "replica"
+    SENTINEL = "sentinel"
+    DOWN = "down"
+    PAUSED = "paused"
+    UNRESPONSIVE = "unresponsive"
+
+
+def servers_of(target: Target) -> list[MemberRef]:
+    return [m for m in target.members(SERVICE) if m.kind != "sentinel"]
+
+
+def sentinels_of(target: Target) -> list[MemberRef]:
+    return [m for m in target.members(SERVICE) if m.kind == "sentinel"]
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()[0]
+
+
+def member_role(target: Target, member: MemberRef) -> Role:
+    if not target.is_running(member):
+        return Role.DOWN
+    pid = target.pid(member)
+    if pid is not None and _proc_state(pid) == "T":
+        return Role.PAUSED
+    try:
+        if member.kind == "sentinel":
+            conn = client.connect_member(member)
+            try:
+                conn.ping()
+            finally:
+                conn.close()
+            return Role.SENTINEL
+        role = client.info(member, "replication").get("role")
+    except Exception:
+        return Role.UNRESPONSIVE
+    return Role.PRIMARY if role == "master" else Role.REPLICA
+
+
+def member_roles(target: Target) -> dict[str, str]:
+    """Live role of every Redis member by name: primary, replica, sentinel, down, paused
+    (SIGSTOPped) or unresponsive (running but silent within the probe timeout)."""
+    return {m.name: str(member_role(target, m)) for m in target.members(SERVICE)}
+
+
+def sentinel_master(
+    servers: list[MemberRef], sentinels: list[MemberRef]
+) -> MemberRef | None:
+    """The server most answering sentinels name as master (None if none answers)."""
+    votes: Counter[tuple[str, int]] = Counter()
+    for sentinel in sentinels:
+        try:
+            addr = client.sentinel_master_addr(sentinel)
+        except Exception:
+            continue
+        if addr is not None:
+            votes[addr] += 1
+    for (host, port), _ in votes.most_common():
+        for server in servers:
+            if (server.host, server.port) == (host, port):
+                return server
+    return None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Real readiness: one primary with an online replica, sentinels agreeing on it and
+    knowing the replica and each other. `problems` says what is missing."""
+
+    master: str | None
+    replicas_linked: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    lag_bytes: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        return not self.problems
+
+
+def readiness(servers: list[MemberRef], sentinels: list[MemberRef]) -> Readiness:
+    problems: list[str] = []
+    infos: dict[str, dict[str, Any]] = {}
+    for server in servers:
+        try:
+            infos[server.name] = client.info(server, "replication")
+        except Exception as exc:
+            problems.append(f"{server.name} does not answer ({type(exc).__name__})")
+    masters = [n for n, i in infos.items() if i.get("role") == "master"]
+    if len(masters) != 1:
+        problems.append(f"expected one primary, found {masters or 'none'}")
+        return Readiness(None, [], problems)
+    master = next(s for s in servers if s.name == masters[0])
+    linked = [
+        n for n, i in infos.items()
+        if i.get("role") == "slave" and i.get("master_link_status") == "up"
+        and int(i.get("master_port", 0)) == master.port
+    ]
+    if not linked:
+        problems.append(f"no replica has its link to {master.name} up")
+    lag = replica_lag_bytes(infos[master.name])
+    for sentinel in sentinels:
+        try:
+            state = client.sentinel_master(sentinel)
+        except Exception as exc:
+            problems.append(f"{sentinel.name} does not answer ({type(exc).__name__})")
+            continue
+        if int(state.get("port", 0)) != master.port:
+            problems.append(f"{sentinel.name} names port {state.get('port')} as master")
+        if state.get("flags") != "master":
+            problems.append(f"{sentinel.name} flags the master {state.get('flags')}")
+        if int(state.get("num-slaves", 0)) < 1:
+            problems.append(f"{sentinel.name} knows no replica yet")
+        if int(state.get("num-other-sentinels", 0)) < len(sentinels) - 1:
+            problems.append(f"{sentinel.name} has not discovered the other sentinels yet")
+    return Readiness(master.name, linked, problems, lag)
+
+
+def replica_lag_bytes(master_info: dict[str, Any]) -> int | None:
+    """Bytes of replication stream the best online replica has not acknowledged."""
+    offset = int(master_info.get("master_repl_offset", 0))
+    lags = [
+        offset - int(v.get("offset", 0))
+        for k, v in master_info.items()
+        if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+    ]
+    return max(0, min(lags)) if lags else None
+
+
+def wait_ready(
+    servers: list[MemberRef], sentinels: list[MemberRef], *, timeout: float
+) -> Readiness:
+    last: list[Readiness] = []
+
+    def check() -> Readiness | None:
+        r = readiness(servers, sentinels)
+        last[:] = [r]
+        return r if r.ready else None
+
+    try:
+        return poll_until(check, timeout=timeout, interval=0.1, what="the Redis tier to be ready")
+    except WaitTimeout as exc:
+        detail = "; ".join(last[0].problems) if last else ""
+        raise WaitTimeout(f"{exc}: {detail}") from None
+
+
+def apply_persistence(server: MemberRef, appendonly: bool, appendfsync: str,
+                      default_save: str, timeout: float = 30.0) -> bool:
+    """Bring a running server's persistence in line with the settings (CONFIG SET).
+    Turning AOF on makes Redis rewrite the AOF from memory: wait until that is done.
+    True if anything changed."""
+    conn = client.connect_member(server, timeout=2.0)
+    try:
+        current = {k: str(v) for k, v in conn.config_get("appendonly").items()}
+        current.update({k: str(v) for k, v in conn.config_get("appendfsync").items()})
+        current.update({k: str(v) for k, v in conn.config_get("save").items()})
+        want = {
+            "appendfsync": appendfsync,
+            "save": default_save if appendonly else "",
+            "appendonly": "yes" if appendonly else "no",
+        }
+        changed = {k: v for k, v in want.items() if current.get(k) != v}
+        for key, value in changed.items():  # appendonly last: the rest is set before it
+            conn.config_set(key, value)
+    finally:
+        conn.close()
+    if changed.get("appendonly") == "yes":
+        wait_aof_written(server, timeout)
+    return bool(changed)
+
+
+def wait_aof_written(server: MemberRef, timeout: float) -> None:
+    def done() -> bool:
+        p = client.info(server, "persistence")
+        return (int(p["aof_enabled"]) == 1 and int(p["aof_rewrite_in_progress"]) == 0
+                and int(p["aof_rewrite_scheduled"]) == 0
+                and p["aof_last_bgrewrite_status"] == "ok")
+
+    poll_until(done, timeout=timeout, interval=0.05,
+               what=f"{server.name} to write its AOF", retry_on=(Exception,))

@@ -1,0 +1,9 @@
+"""The TimescaleDB (PostgreSQL) service driver: probes, faults, workload, backup and checks.
+
+Roles are read from the servers (`pg_is_in_recovery()`), never assumed: after a failover
+drill tsdb-1 may be the primary. psycopg is imported inside functions only.
+"""
+
+from drillrunner.services.timescaledb.roles import Role, member_roles
+
+__all__ = ["Role", "member_roles"]

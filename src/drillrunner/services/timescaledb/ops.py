@@ -1,0 +1,64 @@
+"""What the TimescaleDB driver needs from a target beyond the generic Target protocol.
+
+The local target's PostgresDeployment implements it; a kind target can implement the same
+operations with pods and `kubectl exec`. Members are named as in `target.members()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, cast, runtime_checkable
+
+from drillrunner.errors import ActionFailed
+from drillrunner.targets.base import MemberRef, Target
+
+SERVICE = "timescaledb"
+
+
+@runtime_checkable
+class PostgresOps(Protocol):
+    def dsn(self, member: str, timeout: float = 2.0) -> str:
+        """libpq connection string of one member (no password ever logged)."""
+
+    def cluster_dsn(self, timeout: float = 1.0) -> str:
+        """Multi-host connection string that always reaches the current primary."""
+
+    def is_paused(self, member: str) -> bool:
+        """True while the member's processes are frozen (SIGSTOP / docker pause)."""
+
+    def start_member(self, member: str) -> None:
+        """Start a stopped member on its existing data; returns once it accepts queries."""
+
+    def synchronous_wanted(self) -> bool:
+        """Whether the stack's settings ask for synchronous replication."""
+
+    def set_synchronous(self, member: str, enabled: bool) -> None:
+        """Set synchronous_standby_names on `member` (to its peers, or to '') and reload."""
+
+    def rebuild_replica(self, member: str, primary: str) -> None:
+        """Stop and wipe `member`, clone it from `primary` as a streaming standby, start it
+        and return once the primary sees it streaming."""
+
+    def base_backup(self, source: str, dest: Path) -> Path:
+        """A plain-format base backup of `source` (WAL included) in the empty folder `dest`."""
+
+    def pitr_member(self) -> MemberRef:
+        """The temporary member a point-in-time restore starts."""
+
+    def restore_pitr(self, backup: Path, target_time: str) -> MemberRef:
+        """Start the PITR member from `backup`, replaying archived WAL up to `target_time`
+        and then promoting. Returns once it runs (recovery may still be going on)."""
+
+    def remove_member(self, member: str) -> bool:
+        """Stop and delete a temporary member; False if there was nothing to remove."""
+
+    def timescaledb_installed(self) -> bool: ...
+
+
+def pg_ops(target: Target) -> PostgresOps:
+    """The target's PostgreSQL-specific operations."""
+    factory = getattr(target, "deployment", None)
+    ops = factory(SERVICE) if callable(factory) else None
+    if not isinstance(ops, PostgresOps):
+        raise ActionFailed(f"target {target.name!r} offers no PostgreSQL operations")
+    return cast(PostgresOps, ops)

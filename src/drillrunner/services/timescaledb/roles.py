@@ -1,0 +1,50 @@
+"""Live roles of the members, as the servers report them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from drillrunner.errors import ActionFailed
+from drillrunner.services.timescaledb import sql
+from drillrunner.services.timescaledb.ops import SERVICE, PostgresOps, pg_ops
+from drillrunner.targets.base import MemberRef, Target
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    REPLICA = "replica"
+    DOWN = "down"
+    PAUSED = "paused"
+
+
+def role_of(target: Target, ops: PostgresOps, member: MemberRef) -> Role:
+    import psycopg
+
+    if not target.is_running(member):
+        return Role.DOWN
+    if ops.is_paused(member.name):
+        return Role.PAUSED
+    try:
+        in_recovery = sql.fetch_value(ops.dsn(member.name), "SELECT pg_is_in_recovery()")
+    except psycopg.Error:
+        return Role.DOWN  # running but not answering: starting, crashing or stuck
+    return Role.REPLICA if in_recovery else Role.PRIMARY
+
+
+def member_roles(target: Target) -> dict[str, str]:
+    """Live role of every standing member: primary, replica, down or paused."""
+    ops = pg_ops(target)
+    return {m.name: role_of(target, ops, m) for m in target.members(SERVICE)}
+
+
+def the_primary(target: Target) -> MemberRef:
+    """The one primary; ActionFailed if there is none or more than one."""
+    roles = member_roles(target)
+    primaries = [n for n, r in roles.items() if r == Role.PRIMARY]
+    if len(primaries) != 1:
+        raise ActionFailed(f"expected exactly one TimescaleDB primary, found roles {roles}")
+    return target.member(SERVICE, primaries[0])
+
+
+def replicas(roles: dict[str, str]) -> list[str]:
+    return [n for n, r in roles.items() if r == Role.REPLICA]

@@ -1,0 +1,250 @@
+"""The Redis driver against real servers: primary + replica + 3 sentinels on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drillrunner.engine import checks
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.history import FaultEvent, History, Op, OpStatus, OpUnknown
+from drillrunner.engine.recovery import lasting_success
+from drillrunner.engine.verdicts import Verdict
+from drillrunner.services.redis import actions, backup, faults, member_roles, probes
+from drillrunner.services.redis.workload import SequencedWrites, sequenced_writes
+from drillrunner.targets.base import Signal
+from drillrunner.targets.local.config import RedisSettings, StackSettings
+from drillrunner.targets.local.supervisor import port_in_use
+from drillrunner.targets.local.target import LocalTarget
+from drillrunner.waiting import poll_until
+from tests.support import need_binaries
+
+pytestmark = pytest.mark.integration
+
+PORT_BASE = 19000
+WORKLOAD = "redis.sequenced_writes"
+RATE = 100.0  # writes per second
+
+
+def make_target(state: Path, appendonly: bool = True) -> LocalTarget:
+    return LocalTarget(state, StackSettings(port_base=PORT_BASE,
+                                            redis=RedisSettings(appendonly=appendonly)))
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    need_binaries("redis-server", "redis-sentinel",
+                  install="the Debian packages redis-server and redis-sentinel")
+    folder = tmp_path_factory.mktemp("drill-redis")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRILL_STATE_DIR", str(folder))
+        target = make_target(folder)
+        try:
+            target.deployment("redis").up()
+            yield folder
+        finally:
+            make_target(folder).deployment("redis").down()
+
+
+@pytest.fixture
+def target(state: Path) -> LocalTarget:
+    return make_target(state)
+
+
+def make_ctx(target: LocalTarget, scenario: str) -> RunContext:
+    events: list[tuple[str, dict[str, Any]]] = []
+    undos: list[tuple[str, dict[str, Any]]] = []
+    ctx = RunContext(target=target, scenario=scenario, history=History(),
+                     record=lambda event, **data: events.append((event, data)),
+                     _undo_sink=lambda action, args: undos.append((action, args)))
+    ctx.stash["undos"] = undos
+    return ctx
+
+
+class Writer:
+    """Drives the workload client from one thread at RATE, recording every op."""
+
+    def __init__(self, ctx: RunContext, client: SequencedWrites) -> None:
+        self.ctx, self.client = ctx, client
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        ctx.workloads[WORKLOAD] = client
+
+    def _run(self) -> None:
+        seq = 0
+        while not self.stop.is_set():
+            seq += 1
+            invoked = time.monotonic()
+            status, error = OpStatus.OK, None
+            try:
+                self.client.write(seq)
+            except OpUnknown as exc:
+                status, error = OpStatus.UNKNOWN, str(exc)
+            except Exception as exc:
+                status, error = OpStatus.FAIL, str(exc)
+            completed = time.monotonic()
+            self.ctx.history.add_op(Op(WORKLOAD, seq, invoked, completed, status, error))
+            self.stop.wait(max(0.0, 1.0 / RATE - (completed - invoked)))
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        self.wait_ok(20)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+    def ok_count(self) -> int:
+        return sum(1 for o in self.ctx.history.ops(WORKLOAD) if o.status is OpStatus.OK)
+
+    def wait_ok(self, more: int, timeout: float = 10.0) -> None:
+        goal = self.ok_count() + more
+        poll_until(lambda: self.ok_count() >= goal, timeout=timeout,
+                   what=f"{more} acknowledged writes")
+
+    def wait_recovered(self, since: float, timeout: float = 60.0) -> None:
+        poll_until(lambda: lasting_success(self.ctx.history.ops(WORKLOAD), since, 20, 0.3),
+                   timeout=timeout, what="the workload to recover")
+
+
+def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
+    invoked = time.monotonic()
+    result = fn(ctx, **args)
+    ctx.history.add_fault(FaultEvent(name, invoked, time.monotonic(), True))
+    return result
+
+
+def roles_by(roles: dict[str, str], role: str) -> list[str]:
+    return sorted(n for n, r in roles.items() if r == role)
+
+
+def test_up_is_idempotent_and_roles_are_discovered(target: LocalTarget) -> None:
+    t0 = time.monotonic()
+    target.deployment("redis").up()
+    assert time.monotonic() - t0 < 2.0  # nothing to start, already ready
+    roles = member_roles(target)
+    assert len(roles_by(roles, "primary")) == 1
+    assert len(roles_by(roles, "replica")) == 1
+    assert roles_by(roles, "sentinel") == ["sentinel-0", "sentinel-1", "sentinel-2"]
+    ctx = make_ctx(target, "probe")
+    assert probes.ready(ctx) is True
+    assert probes.sentinels_agree(ctx) is True
+    assert probes.persistence(ctx) == "aof"
+    assert probes.replication_lag(ctx) < 1e6
+
+
+def test_kill_primary_elects_replica_without_losing_acked_writes(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "failover")
+    before = member_roles(target)
+    old, = roles_by(before, "primary")
+    with Writer(ctx, sequenced_writes(ctx, timeout=0.5)) as w:
+        result = inject(ctx, "redis.kill_primary", faults.kill_primary, signal=Signal.KILL)
+        assert result.members == [old]
+        assert ctx.stash["undos"] == [("redis.restart_member", {"member": old})]
+        w.wait_recovered(ctx.history.faults()[0].returned)
+    rto = checks.recovered_within_slo(ctx, rto=15.0)
+    lost = checks.no_acknowledged_write_lost(ctx)
+    print(f"\nfailover: {rto.summary}; {lost.summary}")
+    assert rto.verdict is Verdict.PASS, rto
+    assert lost.verdict is Verdict.PASS, lost
+    roles = member_roles(target)
+    assert roles[old] == "down" and roles_by(roles, "primary") != [old]
+    # The undo: the old primary rejoins as a replica of the new one.
+    t0 = time.monotonic()
+    actions.restart_member(ctx, member=old)
+    print(f"old primary rejoined in {time.monotonic() - t0:.2f}s")
+    assert member_roles(target)[old] == "replica"
+    assert probes.ready(ctx)
+
+
+def run_kill_all(target: LocalTarget, scenario: str) -> tuple[Any, Any]:
+    ctx = make_ctx(target, scenario)
+    with Writer(ctx, sequenced_writes(ctx, timeout=0.5)) as w:
+        w.wait_ok(100)
+        inject(ctx, "redis.kill_all", faults.kill_all)
+        assert set(member_roles(target).values()) == {"down"}
+        t0 = time.monotonic()
+        actions.restart_all(ctx)
+        print(f"\n{scenario}: restart_all ready in {time.monotonic() - t0:.2f}s")
+        w.wait_recovered(ctx.history.faults()[0].returned)
+    return checks.recovered_within_slo(ctx, rto=30.0), checks.no_acknowledged_write_lost(ctx)
+
+
+def test_restart_persistence_with_aof_loses_nothing(target: LocalTarget) -> None:
+    rto, lost = run_kill_all(target, "restart-aof")
+    print(f"{rto.summary}; {lost.summary}")
+    assert rto.verdict is Verdict.PASS
+    assert lost.verdict is Verdict.PASS
+    assert lost.measurements["lost_acknowledged_writes"] == 0
+
+
+def test_restart_persistence_without_aof_fails_the_check(state: Path) -> None:
+    broken = make_target(state, appendonly=False)
+    broken.deployment("redis").up()  # switches the running servers with CONFIG SET
+    assert probes.persistence(make_ctx(broken, "p")) == "none"
+    try:
+        rto, lost = run_kill_all(broken, "restart-no-aof")
+        print(f"{rto.summary}; {lost.summary}")
+        assert lost.verdict is Verdict.FAIL
+        assert int(lost.measurements["lost_acknowledged_writes"] or 0) > 0
+    finally:
+        fixed = make_target(state)
+        fixed.deployment("redis").up()
+        assert probes.persistence(make_ctx(fixed, "p")) == "aof"
+
+
+def test_snapshot_destroy_restore_brings_back_acked_keys(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "backup-restore")
+    with Writer(ctx, sequenced_writes(ctx, timeout=0.5)) as w:
+        w.wait_ok(100)
+        snap = actions_snapshot(ctx)
+        assert "dump.rdb" in snap.detail["files"]
+        w.wait_ok(50)
+        inject(ctx, "redis.destroy_tier", faults.destroy_tier)
+        assert ctx.stash["undos"] == [
+            ("redis.recover_tier", {"snapshot": ctx.stash["redis.snapshot"]["path"]})]
+        restored = backup.restore_snapshot(ctx)
+        w.wait_recovered(ctx.history.faults()[0].returned)
+    print(f"\nrestore: {restored.summary}")
+    result = backup.snapshot_restored(ctx)
+    print(result.summary, result.measurements)
+    assert result.verdict is Verdict.PASS, result
+    assert result.measurements["lost_acknowledged_writes"] == 0
+    assert probes.persistence(ctx) == "aof"  # AOF was switched on after loading the RDB
+    # The undo must not restore again over a live tier.
+    again = actions.recover_tier(ctx, snapshot=ctx.stash["redis.snapshot"]["path"])
+    assert again.members == []
+
+
+def actions_snapshot(ctx: RunContext) -> Any:
+    return backup.snapshot(ctx)
+
+
+def test_pause_primary_then_resume(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "pause")
+    old, = roles_by(member_roles(target), "primary")
+    with Writer(ctx, sequenced_writes(ctx, timeout=0.5)) as w:
+        inject(ctx, "redis.pause_member", faults.pause_member, member=old)
+        assert member_roles(target)[old] == "paused"
+        w.wait_recovered(ctx.history.faults()[0].returned)
+        actions.resume_member(ctx, member=old)
+    assert member_roles(target)[old] == "replica"
+    lost = checks.no_acknowledged_write_lost(ctx)
+    print(f"\npause: {checks.recovered_within_slo(ctx, rto=15.0).summary}; {lost.summary}")
+
+
+def test_down_leaves_no_process(state: Path) -> None:
+    target = make_target(state)
+    deployment = target.deployment("redis")
+    deployment.down()
+    for member in deployment.members():
+        assert target.pid(member) is None
+        assert not port_in_use(member.port)
+    deployment.up()  # up() after down() brings the same data back
+    assert probes.ready(make_ctx(target, "after-down"))

@@ -1,0 +1,105 @@
+"""A tiny in-process "service" to test the engine's ordering and rollback logic.
+
+It stands in for nothing real: the engine's order of phases is the thing under test here;
+real faults on real servers are tested under tests/integration.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Collection
+from typing import Any
+
+from drillrunner.engine.actions import action, check, fault, probe, workload
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.verdicts import CheckResult, FaultResult, Verdict
+from drillrunner.units import Duration
+
+
+class FakeTarget:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.up = True
+        self.log: list[str] = []
+        self.store: set[int] = set()
+        self.drop_after_fault = False
+
+
+def _t(ctx: RunContext) -> Any:
+    return ctx.target
+
+
+@probe("fake.ready")
+def ready(ctx: RunContext) -> bool:
+    return bool(_t(ctx).up)
+
+
+@fault("fake.break_it", undo="fake.fix")
+def break_it(ctx: RunContext, lose_writes: bool = False, outage: Duration = 0.3) -> FaultResult:
+    t = _t(ctx)
+    ctx.will_undo("fake.fix")
+    t.log.append("break")
+    t.up = False
+    if lose_writes:
+        t.store.clear()
+    ctx.stash["heal_at"] = time.monotonic() + outage
+    return FaultResult(summary="broken")
+
+
+@fault("fake.interrupt_me", undo="fake.fix")
+def interrupt_me(ctx: RunContext) -> FaultResult:
+    ctx.will_undo("fake.fix")
+    _t(ctx).log.append("interrupt")
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+    return FaultResult(summary="not reached")
+
+
+@action("fake.fix")
+def fix(ctx: RunContext) -> FaultResult:
+    _t(ctx).log.append("fix")
+    _t(ctx).up = True
+    return FaultResult(summary="fixed")
+
+
+@action("fake.note")
+def note(ctx: RunContext, text: str) -> FaultResult:
+    _t(ctx).log.append(text)
+    return FaultResult(summary=text)
+
+
+class Client:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    def write(self, seq: int) -> None:
+        t = _t(self.ctx)
+        if not t.up and time.monotonic() >= self.ctx.stash.get("heal_at", 0):
+            t.up = True
+        if not t.up:
+            raise ConnectionError("down")
+        t.store.add(seq)
+
+    def read_back(self, seqs: Collection[int]) -> set[int]:
+        return set(seqs) & _t(self.ctx).store
+
+    def close(self) -> None:
+        pass
+
+
+@workload("fake.writes")
+def writes(ctx: RunContext) -> Client:
+    return Client(ctx)
+
+
+@check("fake.crashes")
+def crashes(ctx: RunContext) -> CheckResult:
+    raise RuntimeError("checker bug")
+
+
+@check("fake.passes")
+def passes(ctx: RunContext) -> CheckResult:
+    return CheckResult(verdict=Verdict.PASS, summary="fine")
