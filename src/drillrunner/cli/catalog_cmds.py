@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from drillrunner.errors import InvalidInput, UsageError
 
+if TYPE_CHECKING:
+    from drillrunner.engine.actions import Catalog
+    from drillrunner.model.library import Library
 
-def _library():  # type: ignore[no-untyped-def]
+
+def _library() -> Library:
     from drillrunner.model.library import Library
     from drillrunner.paths import project_root
 
     return Library(project_root())
 
 
-def _catalog():  # type: ignore[no-untyped-def]
+def _catalog() -> Catalog:
     from drillrunner.engine.actions import Catalog
 
     return Catalog.load()
@@ -41,6 +45,7 @@ def validate(
     if not files:
         raise UsageError("no scenario or drill files found")
     docs, problems = lib.documents(files, _catalog())
+    from drillrunner.model.loader import Problem
     from drillrunner.model.scenario import Drill
 
     for doc in docs:
@@ -50,7 +55,7 @@ def validate(
                     lib.find(name)
                 except UsageError as exc:
                     line, col = doc.position(["scenarios", i])
-                    problems.append(f"{doc.path}:{line}:{col}: {exc}")  # type: ignore[arg-type]
+                    problems.append(Problem(str(doc.path), line, col, str(exc)))
     if problems:
         raise InvalidInput([str(p) for p in problems])
     typer.echo(f"{len(files)} file(s) valid")

@@ -41,7 +41,7 @@ def _environment(target: Any, root: Path) -> dict[str, Any]:
     for dep in target.deployments():
         try:
             env.update({f"{k}_version": v for k, v in dep.versions().items()})
-        except Exception as exc:  # noqa: BLE001 - a version is evidence, not a precondition
+        except Exception as exc:
             env[f"{dep.service}_version"] = f"unknown ({type(exc).__name__})"
     return env
 
@@ -95,12 +95,17 @@ def run(
     from drillrunner.targets.local.target import LocalTarget
 
     tgt = LocalTarget(state_dir())
-    _preflight(tgt)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
-    bundle = _bundle_dir(out or root / "reports", run_id)
-    journal = Journal(bundle / "journal.jsonl")
-    lock = TargetLock(tgt.state, run_id, journal.path)
+    reports = out or root / "reports"
+    lock = TargetLock(tgt.state, run_id, reports / run_id / "journal.jsonl")
     lock.acquire()
+    try:
+        _preflight(tgt)
+        bundle = _bundle_dir(reports, run_id)
+    except BaseException:
+        lock.release()
+        raise
+    journal = Journal(bundle / "journal.jsonl")
     outcomes: list[Outcome] = []
     try:
         journal.append("run-start", run_id=run_id, target=tgt.name, pid=os.getpid(),
@@ -150,6 +155,39 @@ def report(bundle: Annotated[Path, typer.Argument(help="An evidence bundle folde
     typer.echo(f"re-rendered {bundle}")
 
 
+def recover() -> None:
+    """Undo the faults of a drill that died (kill -9, power loss) and clear its lock.
+
+    Reads the dead run's journal, replays every undo that was not completed, newest first,
+    and journals what it did. Safe to run again: completed undos are not repeated.
+    """
+    from drillrunner.engine.actions import Catalog
+    from drillrunner.engine.lock import TargetLock, pid_alive
+    from drillrunner.engine.recover import replay
+    from drillrunner.paths import state_dir
+    from drillrunner.targets.local.target import LocalTarget
+
+    state = state_dir()
+    held = TargetLock.holder(state)
+    if held is None:
+        typer.echo("nothing to recover: no drill left a lock on this target")
+        return
+    pid = int(str(held.get("pid", 0)) or 0)
+    if pid and pid_alive(pid):
+        raise StackError(f"the drill holding the lock (pid {pid}) is still running")
+    journal = Path(str(held.get("journal", "")))
+    results = replay(journal, LocalTarget(state), Catalog.load()) if journal.is_file() else []
+    for undo, status in results:
+        typer.echo(f"{undo.scenario}: {undo.action} {undo.args}: {status}")
+    if any(status.startswith("failed") for _, status in results):
+        raise StackError("some undos failed; see above, fix the stack and run 'drill recover' "
+                         "again")
+    (state / "drill.lock").unlink(missing_ok=True)
+    typer.echo(f"recovered run {held.get('run_id')}: {len(results)} undo(s) replayed; "
+               "lock cleared")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(report)
+    app.command()(recover)

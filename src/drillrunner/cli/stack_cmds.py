@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +21,7 @@ class Format(StrEnum):
     JSON = "json"
 
 
-def _state():  # type: ignore[no-untyped-def]
+def _state() -> Path:
     from drillrunner.paths import state_dir
 
     return state_dir()
@@ -35,7 +36,7 @@ def member_rows(target: Any) -> list[dict[str, Any]]:
         try:
             roles = importlib.import_module(f"drillrunner.services.{dep.service}").member_roles(
                 target)
-        except Exception as exc:  # noqa: BLE001 - status must still print the members
+        except Exception as exc:
             roles = {m.name: f"unknown ({type(exc).__name__})" for m in dep.members()}
         for m in dep.members():
             rows.append({"service": m.service, "name": m.name, "kind": m.kind,

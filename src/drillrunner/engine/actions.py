@@ -94,7 +94,7 @@ def _params_model(name: str, fn: Callable[..., Any]) -> type[BaseModel]:
             continue  # the context
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (hints.get(pname, Any), default)
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(
         f"Params[{name}]", __config__=ConfigDict(extra="forbid", frozen=True), **fields
     )
     return model

@@ -10,7 +10,7 @@ from typing import Any
 from drillrunner.engine.history import History, WorkloadClient
 from drillrunner.targets.base import Target
 
-Recorder = Callable[..., None]
+Recorder = Callable[..., object]
 
 
 @dataclass

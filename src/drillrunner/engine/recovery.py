@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from drillrunner.engine.history import Op, OpStatus
 
@@ -29,7 +30,7 @@ def recovery(ops: Sequence[Op], t_fault: float) -> Recovery:
     after = sorted((o for o in ops if o.completed >= t_fault), key=lambda o: o.invoked)
     bad = [o for o in after if o.status is not OpStatus.OK]
     if not bad:
-        gaps = [b.completed - a.completed for a, b in zip(after, after[1:], strict=False)]
+        gaps = [b.completed - a.completed for a, b in pairwise(after)]
         # No operation failed: any outage was shorter than the widest gap between ops.
         err = max(gaps, default=None)
         return Recovery(False, True, 0.0, err, 0.0, 0, None, None, None)

@@ -9,7 +9,9 @@ from typing import Any
 MASK = "***"
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api[_-]?key|dsn", re.I)
 _URL_CRED = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I)
-_KV_CRED = re.compile(r"(?P<key>\b(?:password|passwd|pwd|token|secret)\s*[=:]\s*)(?:'[^']*'|\"[^\"]*\"|\S+)", re.I)
+_KV_CRED = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|token|secret)\s*[=:]\s*)(?:'[^']*'|\"[^\"]*\"|\S+)", re.I
+)
 
 
 def redact_text(text: str) -> str:

@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -179,7 +179,7 @@ class Runner:
         except KeyboardInterrupt:
             self.interrupted = True
             res.outcome, res.reason = Outcome.INTERRUPTED, "interrupted by SIGINT"
-        except Exception as exc:  # noqa: BLE001 - any failure still rolls back
+        except Exception as exc:
             res.outcome, res.reason = Outcome.ERROR, f"{type(exc).__name__}: {exc}"
             self.journal.append("error", scenario=name, error=res.reason,
                                 traceback=traceback.format_exc(limit=8))
@@ -206,7 +206,7 @@ class Runner:
         assert spec is not None and spec.kind is ActionKind.PROBE
         try:
             value = spec.call(ctx, spec.bind(step.args))
-        except Exception as exc:  # noqa: BLE001 - a probe that raises does not hold
+        except Exception as exc:
             return False, f"error: {type(exc).__name__}: {exc}"
         return step.holds(value), value
 
@@ -342,7 +342,7 @@ class Runner:
                 result = spec.call(ctx, spec.bind(step.args))
                 if not isinstance(result, CheckResult):
                     raise TypeError(f"check returned {type(result).__name__}")
-            except Exception as exc:  # noqa: BLE001 - a crashed checker is UNKNOWN, never PASS
+            except Exception as exc:
                 result = CheckResult(verdict=Verdict.UNKNOWN,
                                      summary=f"the check crashed: {type(exc).__name__}: {exc}")
             self.journal.append("check", scenario=ctx.scenario, check=step.check,
@@ -383,7 +383,7 @@ class Runner:
             data = result.model_dump(mode="json") if isinstance(result, FaultResult) else {}
             self.journal.append(f"{kind}-done", scenario=ctx.scenario, action=name,
                                 result=data, **extra)
-        except Exception as exc:  # noqa: BLE001 - keep undoing the rest
+        except Exception as exc:
             self.journal.append(f"{kind}-failed", scenario=ctx.scenario, action=name,
                                 error=f"{type(exc).__name__}: {exc}", **extra)
 
@@ -414,7 +414,5 @@ def _measurements(res: ScenarioResult, faults: dict[str, Measurement]) -> dict[s
 
 
 def _quietly(fn: Callable[[], Any]) -> None:
-    try:
+    with suppress(Exception):  # closing a client of a dead server may fail
         fn()
-    except Exception:  # noqa: BLE001, S110 - closing a client of a dead server may fail
-        pass

@@ -48,7 +48,7 @@ class WorkloadThread:
                     self.client.write(seq)
                 except OpUnknown as exc:
                     status, error = OpStatus.UNKNOWN, str(exc)[:200]
-                except Exception as exc:  # noqa: BLE001 - any client error is a failed op
+                except Exception as exc:
                     status, error = OpStatus.FAIL, f"{type(exc).__name__}: {exc}"[:200]
                 op = Op(self.name, seq, invoked, time.monotonic(), status, error)
                 self.history.add_op(op)
@@ -56,5 +56,5 @@ class WorkloadThread:
                             completed=op.completed, status=op.status.value, error=op.error)
                 next_at = max(next_at + self.interval, time.monotonic() - self.interval)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the runner
+        except BaseException as exc:
             self.error = exc

@@ -61,9 +61,9 @@ def position(root: yaml.Node, loc: Sequence[PathElem], *, at_key: bool = False
                 actions = [(k, v) for k, v in node.value if k.value != "after"]
                 if elem in ("args", "name") and len(actions) == 1:
                     nxt = actions[0][1] if elem == "args" else actions[0][0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(elem, int):
-            if 0 <= elem < len(node.value):
-                nxt = node.value[elem]
+        elif (isinstance(node, yaml.SequenceNode) and isinstance(elem, int)
+              and 0 <= elem < len(node.value)):
+            nxt = node.value[elem]
         if nxt is None:
             break
         node = nxt

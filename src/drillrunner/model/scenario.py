@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drillrunner.units import Duration, Rate
+from drillrunner.units import Duration
 
 NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ACTION = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$"
@@ -120,7 +120,7 @@ class Recovery(Model):
 
 
 class Scenario(Model):
-    apiVersion: Literal["drill/v1"]  # noqa: N815 - the file's own key
+    apiVersion: Literal["drill/v1"]
     kind: Literal["Scenario"]
     metadata: Metadata
     slo: Slo = Field(default_factory=Slo)
@@ -140,7 +140,7 @@ class DrillMetadata(Model):
 
 
 class Drill(Model):
-    apiVersion: Literal["drill/v1"]  # noqa: N815
+    apiVersion: Literal["drill/v1"]
     kind: Literal["Drill"]
     metadata: DrillMetadata
     scenarios: list[str] = Field(min_length=1)

@@ -6,6 +6,7 @@ import importlib
 import os
 import signal
 import socket
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,8 @@ class LocalTarget:
         os.kill(pid, signal.SIGSTOP)
 
     def resume_process(self, member: MemberRef, pid: int) -> None:
-        try:
+        with suppress(ProcessLookupError):  # gone: nothing left to resume
             os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass  # it is gone: nothing left to resume
 
     def _own(self, member: MemberRef, pid: int) -> None:
         leader = self.sup.pid(member.name)
