@@ -108,9 +108,12 @@ def run(
     journal = Journal(bundle / "journal.jsonl")
     outcomes: list[Outcome] = []
     try:
+        registry = Library(root).registry()
         journal.append("run-start", run_id=run_id, target=tgt.name, pid=os.getpid(),
                        scenarios=[d.model.metadata.name for d in docs], dry_run=dry_run,
-                       environment=_environment(tgt, root))
+                       environment=_environment(tgt, root),
+                       claims_registry=[c.model_dump() for c in registry.claims]
+                       if registry else [])
         with Display() as display:
             runner = Runner(tgt, catalog, journal, display, dry_run=dry_run)
             with runner.signals():
@@ -123,6 +126,9 @@ def run(
     finally:
         journal.close()
         lock.release()
+    from drillrunner.report.artifacts import collect
+
+    collect(tgt, bundle)
     view = render_bundle(bundle)
     _print_summary(view, bundle)
     raise typer.Exit(int(OUTCOME_EXIT[view.outcome]))
@@ -153,6 +159,66 @@ def report(bundle: Annotated[Path, typer.Argument(help="An evidence bundle folde
         raise UsageError(f"{bundle}: no journal.jsonl (not an evidence bundle)")
     render_bundle(bundle)
     typer.echo(f"re-rendered {bundle}")
+
+
+def verify(bundle: Annotated[Path, typer.Argument(help="An evidence bundle folder.")]) -> None:
+    """Check a bundle against its MANIFEST.sha256 and its journal's hash chain.
+
+    Exit 0 when intact, 1 when any file was changed, removed or added.
+    """
+    from drillrunner.report.manifest import verify as verify_bundle
+
+    if not bundle.is_dir():
+        raise UsageError(f"{bundle}: no such folder")
+    problems = verify_bundle(bundle)
+    for p in problems:
+        typer.echo(p)
+    if problems:
+        typer.echo(f"{bundle}: NOT intact ({len(problems)} problem(s))")
+        raise typer.Exit(int(ExitCode.FAILED))
+    typer.echo(f"{bundle}: intact")
+
+
+def claims(
+    bundle: Annotated[Path | None, typer.Argument(
+        help="Bundle whose verdicts to show (default: the newest under reports/).")] = None,
+) -> None:
+    """The claim matrix: each claim of the review, what tests it, and its last verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from drillrunner.model.library import Library
+    from drillrunner.model.loader import load
+    from drillrunner.model.scenario import Scenario
+    from drillrunner.paths import project_root
+    from drillrunner.report.claims import claim_rows
+    from drillrunner.report.view import load_run
+
+    root = project_root()
+    lib = Library(root)
+    registry = lib.registry()
+    if registry is None:
+        raise UsageError("drills/claims.yaml is missing or invalid: run 'drill validate'")
+    tests: dict[str, list[str]] = {c.id: [] for c in registry.claims}
+    for path in lib.files():
+        doc, _ = load(path)
+        if doc is not None and isinstance(doc.model, Scenario):
+            for cited in doc.model.metadata.claims:
+                tests.setdefault(cited, []).append(doc.model.metadata.name)
+    if bundle is None:
+        found = sorted((root / "reports").glob("*/journal.jsonl"))
+        bundle = found[-1].parent if found else None
+    verdicts = {}
+    if bundle is not None:
+        verdicts = {r.id: (r.verdict.value, r.why) for r in claim_rows(load_run(bundle))}
+    table = Table("claim", "tested by", "last verdict", "why",
+                  title=f"claims (verdicts from {bundle or 'no run yet'})")
+    for claim in registry.claims:
+        verdict, why = verdicts.get(claim.id, ("UNKNOWN", "not run"))
+        if not tests[claim.id]:
+            verdict, why = "UNKNOWN", "untested: no scenario cites it"
+        table.add_row(claim.id, ", ".join(tests[claim.id]) or "untested", verdict, why)
+    Console().print(table)
 
 
 def recover() -> None:
@@ -190,4 +256,6 @@ def recover() -> None:
 def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(report)
+    app.command()(verify)
+    app.command()(claims)
     app.command()(recover)

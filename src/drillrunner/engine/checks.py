@@ -30,7 +30,7 @@ def recovered_within_slo(
     if not names:
         return CheckResult(verdict=Verdict.UNKNOWN, summary="no workload observed the service")
     worst = None
-    evidence = {}
+    evidence: dict[str, object] = {"t_fault": t_fault}
     for name in names:
         r = recovery(ctx.history.ops(name), t_fault)
         evidence[name] = {

@@ -8,7 +8,9 @@ from typing import Any
 
 from drillrunner.errors import InvalidInput, UsageError
 from drillrunner.model.loader import Document, Problem, check_actions, load
-from drillrunner.model.scenario import Drill, Scenario
+from drillrunner.model.scenario import ClaimRegistry, Drill, Scenario
+
+REGISTRY = "claims.yaml"
 
 
 @dataclass(frozen=True)
@@ -38,20 +40,29 @@ class Library:
                 raise UsageError(f"{ref}: no such file")
             return path
         for folder in (self.drill_dir, self.scenario_dir):
+            if ref == REGISTRY.removesuffix(".yaml"):
+                break
             for suffix in (".yaml", ".yml"):
                 if (candidate := folder / f"{ref}{suffix}").exists():
                     return candidate
         known = ", ".join(p.stem for p in self.files()) or "none"
         raise UsageError(f"unknown scenario or drill {ref!r} (known: {known})")
 
+    def registry(self) -> ClaimRegistry | None:
+        """The claim registry, or None when it is missing or invalid (validate says why)."""
+        doc, _ = load(self.drill_dir / REGISTRY)
+        return doc.model if doc is not None and isinstance(doc.model, ClaimRegistry) else None
+
     def documents(self, paths: list[Path], catalog: Any) -> tuple[list[Document], list[Problem]]:
+        registry = self.registry()
+        claims = {c.id for c in registry.claims} if registry else None
         docs: list[Document] = []
         problems: list[Problem] = []
         for path in paths:
             doc, found = load(path)
             problems += found
             if doc is not None:
-                problems += check_actions(doc, catalog)
+                problems += check_actions(doc, catalog, claims)
                 docs.append(doc)
         return docs, problems
 

@@ -14,12 +14,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from drillrunner.model.scenario import Drill, Scenario, WorkloadStep
+from drillrunner.model.scenario import ClaimRegistry, Drill, Scenario, WorkloadStep
 from drillrunner.units import parse_rate
 
 MAX_BYTES = 1024 * 1024
 MAX_ALIASES = 100  # an alias bomb expands exponentially when validated
 PathElem = str | int
+KINDS: dict[str, type[Scenario] | type[Drill] | type[ClaimRegistry]] = {
+    "Scenario": Scenario, "Drill": Drill, "ClaimRegistry": ClaimRegistry}
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Problem:
 @dataclass(frozen=True)
 class Document:
     path: Path
-    model: Scenario | Drill
+    model: Scenario | Drill | ClaimRegistry
     root: yaml.Node
 
     def position(self, loc: Sequence[PathElem]) -> tuple[int, int]:
@@ -113,14 +115,11 @@ def load(path: Path) -> tuple[Document | None, list[Problem]]:
     if problems or root is None:
         return None, problems
     kind = data.get("kind")
-    model_cls: type[Scenario] | type[Drill]
-    if kind == "Drill":
-        model_cls = Drill
-    elif kind == "Scenario":
-        model_cls = Scenario
-    else:
+    model_cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if model_cls is None:
         line, col = position(root, ["kind"])
-        return None, [Problem(str(path), line, col, "kind: must be Scenario or Drill")]
+        return None, [Problem(str(path), line, col,
+                              "kind: must be Scenario, Drill or ClaimRegistry")]
     try:
         model = model_cls.model_validate(data)
     except ValidationError as exc:
@@ -134,14 +133,22 @@ def load(path: Path) -> tuple[Document | None, list[Problem]]:
     return Document(path, model, root), []
 
 
-def check_actions(doc: Document, catalog: Any) -> list[Problem]:
-    """Every step names a registered action of the right kind with arguments that bind."""
+def check_actions(doc: Document, catalog: Any, claims: set[str] | None = None
+                  ) -> list[Problem]:
+    """Every step names a registered action of the right kind with arguments that bind,
+    and every claim cited is in the claim registry (when one is given)."""
     from drillrunner.engine.actions import ActionKind
 
     if not isinstance(doc.model, Scenario):
         return []
     s = doc.model
     problems: list[Problem] = []
+    for i, claim in enumerate(s.metadata.claims):
+        if claims is not None and claim not in claims:
+            line, col = doc.position(["metadata", "claims", i])
+            problems.append(Problem(str(doc.path), line, col,
+                                    f"metadata.claims[{i}]: unknown claim {claim!r} "
+                                    "(see drills/claims.yaml)"))
 
     def bind(loc: list[PathElem], name: str, kinds: set[ActionKind], args: dict[str, Any]) -> None:
         spec = catalog.get(name)

@@ -144,3 +144,22 @@ class Drill(Model):
     kind: Literal["Drill"]
     metadata: DrillMetadata
     scenarios: list[str] = Field(min_length=1)
+
+
+class Claim(Model):
+    id: str = Field(pattern=CLAIM)
+    text: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
+class ClaimRegistry(Model):
+    apiVersion: Literal["drill/v1"]
+    kind: Literal["ClaimRegistry"]
+    claims: list[Claim] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> ClaimRegistry:
+        ids = [c.id for c in self.claims]
+        if dupes := sorted({i for i in ids if ids.count(i) > 1}):
+            raise ValueError(f"claim ids appear twice: {', '.join(dupes)}")
+        return self

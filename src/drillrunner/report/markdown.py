@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from drillrunner.report.claims import claim_rows
 from drillrunner.report.view import RunView, ScenarioView
 
 
@@ -39,6 +40,10 @@ def render(run: RunView) -> str:
         lines.append(
             f"| {s.name} | {s.outcome} | {_rto(m)} | {_fmt(m.get('acknowledged_writes'))} | "
             f"{_fmt(m.get('lost_acknowledged_writes'))} | {', '.join(s.claims)} |")
+    lines += ["", "## Claims", "", "| claim | verdict | tested by | why |", "|---|---|---|---|"]
+    for row in claim_rows(run):
+        lines.append(f"| {row.id} | **{row.verdict.value}** | {', '.join(row.tested_by) or '-'}"
+                     f" | {row.why} |")
     for s in run.scenarios:
         lines += ["", *_scenario(s)]
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from drillrunner.report.claims import claim_rows
 from drillrunner.report.view import RunView
 
 CONTRACT = ("rto_seconds", "rto_error_seconds", "acknowledged_writes", "lost_acknowledged_writes")
@@ -19,6 +20,8 @@ def summary(run: RunView) -> dict[str, Any]:
         "started": run.started,
         "ended": run.ended,
         "environment": run.environment,
+        "claims": {row.id: row.verdict.value for row in claim_rows(run)},
+        "claims_untested": [row.id for row in claim_rows(run) if row.untested],
         "scenarios": [
             {
                 "name": s.name,

@@ -23,7 +23,10 @@ class ScenarioView:
     checks: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     ops: dict[str, list[int]] = field(default_factory=dict)  # workload -> [ok, fail, unknown]
+    points: list[tuple[float, float, str]] = field(default_factory=list)  # invoked, done, status
+    faults: list[tuple[float, str]] = field(default_factory=list)  # t invoked, name
     start_mono: float = 0.0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -34,6 +37,7 @@ class RunView:
     started: str = ""
     ended: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
+    claims: list[dict[str, str]] = field(default_factory=list)  # the registry at run time
     scenarios: list[ScenarioView] = field(default_factory=list)
 
 
@@ -53,6 +57,7 @@ def load_run(bundle: Path) -> RunView:
         if kind == "run-start":
             run.run_id, run.target = ev["run_id"], ev["target"]
             run.started, run.environment = ev["wall"], ev.get("environment", {})
+            run.claims = ev.get("claims_registry", [])
         elif kind == "run-end":
             run.outcome, run.ended = ev["outcome"], ev["wall"]
         elif kind == "scenario-start":
@@ -69,11 +74,17 @@ def _scenario_event(sv: ScenarioView, kind: str, ev: dict[str, Any]) -> None:
     if kind == "op":
         counts = sv.ops.setdefault(ev["workload"], [0, 0, 0])
         counts[_OP_INDEX[ev["status"]]] += 1
+        sv.points.append((ev["invoked"] - sv.start_mono, ev["completed"] - sv.start_mono,
+                          ev["status"]))
+        return
+    if kind == "fault-invoke":
+        sv.faults.append((ev["t"] - sv.start_mono, ev["name"]))
     elif kind == "check":
         sv.checks.append(ev)
     elif kind == "scenario-end":
         sv.outcome, sv.reason = ev["outcome"], ev.get("reason", "")
         sv.measurements = ev.get("measurements", {})
+        sv.seconds = ev.get("seconds", 0.0)
     elif kind in TIMELINE:
         label = ev.get("name") or ev.get("action") or ev.get("workload") or ""
         detail = ev.get("error") or (ev.get("result") or {}).get("summary", "")

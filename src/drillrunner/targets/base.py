@@ -62,6 +62,9 @@ class Target(Protocol):
 
     def log_tail(self, member: MemberRef, lines: int = 50) -> str: ...
 
+    def member_config(self, member: MemberRef) -> dict[str, str]:
+        """The configuration the member runs with, by file name, for the evidence."""
+
     def artifacts_dir(self) -> Path:
         """A folder the target may use for backups and restored members."""
 

@@ -94,6 +94,17 @@ class LocalTarget:
     def log_tail(self, member: MemberRef, lines: int = 50) -> str:
         return tail_text(self.deployment(member.service).spec(member.name).log, lines)
 
+    def member_config(self, member: MemberRef) -> dict[str, str]:
+        dep = self.deployment(member.service)
+        spec = dep.spec(member.name)
+        out = {"argv": " ".join(spec.argv) + "\n"}
+        for path in getattr(dep, "config_files", lambda _n: [])(member.name):
+            try:
+                out[Path(path).name] = Path(path).read_text()
+            except OSError as exc:
+                out[Path(path).name] = f"(unreadable: {exc.strerror})\n"
+        return out
+
     def artifacts_dir(self) -> Path:
         path = self.state / "backups"
         path.mkdir(parents=True, exist_ok=True)
