@@ -110,7 +110,7 @@ def run(
     try:
         registry = Library(root).registry()
         journal.append("run-start", run_id=run_id, target=tgt.name, pid=os.getpid(),
-                       scenarios=[d.model.metadata.name for d in docs], dry_run=dry_run,
+                       scenarios=[d.path.stem for d in docs], dry_run=dry_run,
                        environment=_environment(tgt, root),
                        claims_registry=[c.model_dump() for c in registry.claims]
                        if registry else [])

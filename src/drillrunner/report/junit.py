@@ -28,7 +28,7 @@ def render(run: RunView) -> bytes:
         suite.set("failures", str(failures))
         suite.set("errors", str(errors))
     ET.indent(suites)
-    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
 
 
 def write_junit(run: RunView, bundle: Path) -> Path:
