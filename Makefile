@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DRILL := $(BIN)/drill
 APT_PACKAGES := postgresql-15 redis-server redis-sentinel
+TEST_APT_PACKAGES := chromium
 PYTEST_ARGS ?=
 
 .PHONY: drill test deps venv system-deps lint bench stack-up stack-down clean
@@ -14,6 +15,7 @@ drill: deps ## install what is missing, start the stack, run the quarterly drill
 	$(DRILL) run quarterly-dr
 
 test: deps ## unit and integration tests against real servers
+	@./scripts/install-system-deps $(TEST_APT_PACKAGES)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc

@@ -1,0 +1,122 @@
+"""Evidence bundles rendered from a real engine run over the in-process fake service."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from drillrunner.cli import main
+from drillrunner.engine.journal import Journal
+from drillrunner.engine.runner import Runner
+from drillrunner.model.loader import load
+from drillrunner.report.bundle import render_bundle
+from drillrunner.report.manifest import verify
+from tests.support import IN_CI
+from tests.unit.fake_actions import FakeTarget
+from tests.unit.test_runner import CATALOG, DEFAULT_VERIFY, SCENARIO, Phases
+
+SECRET = "s3cr3t-Pa55"
+REGISTRY = [{"id": "C15-dr-drills", "text": "drills", "source": "Ongoing Monitoring"},
+            {"id": "C02-tls-ingress", "text": "tls", "source": "TLS enforcement"}]
+
+
+def make_bundle(tmp_path: Path, faults: str = "  - fake.break_it: {outage: 300ms}") -> Path:
+    bundle = tmp_path / "bundle"
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.format(faults=faults, verify=DEFAULT_VERIFY))
+    doc, _ = load(path)
+    assert doc is not None
+    journal = Journal(bundle / "journal.jsonl")
+    journal.append("run-start", run_id="r1", target="fake", claims_registry=REGISTRY,
+                   environment={"dsn": f"postgresql://app:{SECRET}@127.0.0.1/x"})
+    res = Runner(FakeTarget(), CATALOG, journal, Phases()).run_scenario(doc)  # type: ignore[arg-type]
+    journal.append("run-end", outcome=res.outcome.value)
+    journal.close()
+    render_bundle(bundle)
+    return bundle
+
+
+def test_bundle_has_every_format_and_claim_verdicts(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path)
+    for name in ("journal.jsonl", "summary.json", "report.md", "report.html", "junit.xml",
+                 "MANIFEST.sha256"):
+        assert (bundle / name).is_file(), name
+    summary = json.loads((bundle / "summary.json").read_text())
+    assert summary["claims"] == {"C02-tls-ingress": "UNKNOWN", "C15-dr-drills": "PASS"}
+    assert summary["claims_untested"] == ["C02-tls-ingress"]
+    junit = (bundle / "junit.xml").read_text()
+    assert junit.count("<testcase") == 2 and "<failure" not in junit
+    assert "<svg" in (bundle / "report.html").read_text()
+
+
+def test_failed_check_fails_the_claim_and_junit(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path, "  - fake.break_it: {lose_writes: true}")
+    summary = json.loads((bundle / "summary.json").read_text())
+    assert summary["claims"]["C15-dr-drills"] == "FAIL"
+    assert "<failure" in (bundle / "junit.xml").read_text()
+
+
+def test_no_secret_reaches_any_file(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path)
+    for path in bundle.rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(errors="replace"), path
+
+
+def test_verify_detects_change_removal_and_addition(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path)
+    assert verify(bundle) == []
+    assert main(["verify", str(bundle)]) == 0
+    report = bundle / "report.md"
+    report.write_text(report.read_text().replace("passed", "PASSED!"))
+    (bundle / "junit.xml").unlink()
+    (bundle / "extra.txt").write_text("x")
+    problems = verify(bundle)
+    assert "changed: report.md" in problems
+    assert "missing: junit.xml" in problems
+    assert "added: extra.txt" in problems
+    assert main(["verify", str(bundle)]) == 1
+
+
+def test_journal_edit_breaks_the_chain(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path)
+    lines = (bundle / "journal.jsonl").read_text().splitlines()
+    lines.pop(3)
+    (bundle / "journal.jsonl").write_text("\n".join(lines) + "\n")
+    assert any("hash chain broken" in p for p in verify(bundle))
+
+
+def test_report_rerenders_from_the_journal_alone(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path)
+    before = (bundle / "summary.json").read_text()
+    for name in ("summary.json", "report.md", "report.html", "junit.xml", "MANIFEST.sha256"):
+        (bundle / name).unlink()
+    assert main(["report", str(bundle)]) == 0
+    assert (bundle / "summary.json").read_text() == before
+    assert verify(bundle) == []
+
+
+def test_html_renders_in_headless_chromium_without_fetching(tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if IN_CI:
+            pytest.fail("chromium is missing: install the Debian package chromium")
+        pytest.skip("chromium is missing: install the Debian package chromium")
+    bundle = make_bundle(tmp_path)
+    netlog = tmp_path / "net.json"
+    out = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={netlog}",
+         "--dump-dom", (bundle / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=True)
+    dom = out.stdout
+    assert 'class="timeline"' in dom and 'class="fault"' in dom and 'class="rto"' in dom
+    assert 'id="claims"' in dom
+    fetched = [line for line in netlog.read_text().splitlines()
+               if '"url":"http' in line.replace(" ", "")]
+    assert fetched == []
