@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -107,16 +108,17 @@ def test_html_renders_in_headless_chromium_without_fetching(tmp_path: Path) -> N
             pytest.fail("chromium is missing: install the Debian package chromium")
         pytest.skip("chromium is missing: install the Debian package chromium")
     bundle = make_bundle(tmp_path)
-    netlog = tmp_path / "net.json"
+    html = (bundle / "report.html").read_text()
+    # Self-contained: nothing the page could load from elsewhere. (Chromium's own update and
+    # account pings show in a net log whatever the page does, so the page itself is checked.)
+    assert not re.search(r"""(src|href|xlink:href)\s*=\s*["']?(https?:|//|file:)""", html)
+    assert "url(" not in html and "@import" not in html and "<script" not in html
     out = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={netlog}",
-         "--dump-dom", (bundle / "report.html").as_uri()],
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+         (bundle / "report.html").as_uri()],
         capture_output=True, text=True, timeout=120, check=True)
     dom = out.stdout
     assert 'class="timeline"' in dom and 'class="fault"' in dom and 'class="rto"' in dom
     assert 'id="claims"' in dom
-    fetched = [line for line in netlog.read_text().splitlines()
-               if '"url":"http' in line.replace(" ", "")]
-    assert fetched == []
