@@ -1,0 +1,47 @@
+"""A whole local stack for the drill-level tests, in its own state folder and ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drillrunner.cli import main
+from tests.support import need_binaries
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT_BASE = 17100  # away from the default stack (17000) a developer may have running
+
+
+@pytest.fixture(scope="session")
+def drill_stack() -> Iterator[Path]:
+    """`drill stack up` on fresh state; always `drill stack down` at the end."""
+    need_binaries("redis-server", "redis-sentinel", install="redis-server redis-sentinel")
+    need_binaries("/usr/lib/postgresql/15/bin/postgres", install="postgresql-15")
+    state = Path(tempfile.mkdtemp(prefix="drill-it-"))
+    state.chmod(0o755)  # PostgreSQL runs as the postgres user and must reach its data
+    old = os.environ.get("DRILL_STATE_DIR")
+    os.environ["DRILL_STATE_DIR"] = str(state)
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        assert main(["stack", "up", "--port-base", str(PORT_BASE), "--reset"]) == 0
+        yield state
+    finally:
+        main(["stack", "down"])
+        os.chdir(cwd)
+        if old is None:
+            os.environ.pop("DRILL_STATE_DIR", None)
+        else:
+            os.environ["DRILL_STATE_DIR"] = old
+
+
+def run_drill(out: Path, *refs: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    code = main(["run", *refs, "--out", str(out)])
+    bundles = sorted(out.glob("*/summary.json"))
+    assert bundles, "no evidence bundle written"
+    return code, json.loads(bundles[-1].read_text())

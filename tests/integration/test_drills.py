@@ -1,0 +1,109 @@
+"""Every shipped scenario on the real local stack, through `drill run`, and the broken
+variants each check must catch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drillrunner.cli import main
+from tests.integration.conftest import run_drill
+
+pytestmark = pytest.mark.integration
+
+PASSING = [
+    "timescaledb-primary-failover",
+    "timescaledb-replica-lag-failover",
+    "timescaledb-pitr-restore",
+    "redis-sentinel-failover",
+    "redis-restart-persistence",
+    "redis-backup-restore",
+]
+
+
+def _scenario(summary: dict, name: str) -> dict:  # type: ignore[type-arg]
+    return next(s for s in summary["scenarios"] if s["name"] == name)
+
+
+@pytest.mark.parametrize("name", PASSING)
+def test_scenario_passes_on_a_sound_stack(drill_stack: Path, tmp_path: Path, name: str) -> None:
+    code, summary = run_drill(tmp_path, name)
+    s = _scenario(summary, name)
+    assert s["outcome"] == "passed", s
+    assert code == 0
+    m = s["measurements"]
+    assert m["lost_acknowledged_writes"] == 0
+    assert m["acknowledged_writes"] > 0
+    assert m["rto_seconds"] is not None and 0 <= m["rto_seconds"] < 60
+    assert m["rto_error_seconds"] is not None and m["rto_error_seconds"] >= 0
+    bundle = next(tmp_path.glob("*/"))
+    assert main(["verify", str(bundle)]) == 0
+
+
+def test_async_replication_loses_acknowledged_writes(drill_stack: Path, tmp_path: Path) -> None:
+    assert main(["stack", "up", "--set", "timescaledb.synchronous=false"]) == 0
+    try:
+        code, summary = run_drill(tmp_path, "timescaledb-replica-lag-failover")
+    finally:
+        assert main(["stack", "up", "--set", "timescaledb.synchronous=true"]) == 0
+    s = _scenario(summary, "timescaledb-replica-lag-failover")
+    assert s["outcome"] == "failed" and code == 1
+    assert s["measurements"]["lost_acknowledged_writes"] > 0
+    lost = next(c for c in s["checks"] if c["name"] == "no_acknowledged_write_lost")
+    assert lost["verdict"] == "FAIL"
+
+
+def test_aof_off_loses_writes_on_restart(drill_stack: Path, tmp_path: Path) -> None:
+    assert main(["stack", "up", "--set", "redis.appendonly=false"]) == 0
+    try:
+        code, summary = run_drill(tmp_path, "redis-restart-persistence")
+    finally:
+        assert main(["stack", "up", "--set", "redis.appendonly=true"]) == 0
+    s = _scenario(summary, "redis-restart-persistence")
+    assert s["outcome"] == "failed" and code == 1
+    assert s["measurements"]["lost_acknowledged_writes"] > 0
+
+
+def test_baseline_not_met_injects_nothing(drill_stack: Path, tmp_path: Path) -> None:
+    """A frozen replica: the steady state does not hold, so nothing is injected."""
+    from drillrunner.targets.local.target import LocalTarget
+
+    target = LocalTarget(drill_stack)
+    replica = next(m for m in target.members("redis") if m.name == _redis_replica(drill_stack))
+    target.pause(replica)
+    try:
+        code, summary = run_drill(tmp_path, "redis-sentinel-failover")
+    finally:
+        target.resume(replica)
+    s = _scenario(summary, "redis-sentinel-failover")
+    assert s["outcome"] == "baseline-not-met" and code == 1
+    journal = next(tmp_path.glob("*/journal.jsonl")).read_text()
+    assert '"fault-invoke"' not in journal
+
+
+def test_dry_run_injects_nothing(drill_stack: Path, tmp_path: Path) -> None:
+    code = main(["run", "redis-sentinel-failover", "--dry-run", "--out", str(tmp_path)])
+    assert code == 3
+    journal = next(tmp_path.glob("*/journal.jsonl")).read_text()
+    assert '"fault-invoke"' not in journal
+
+
+def test_status_json_contract(drill_stack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["stack", "status", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for row in rows:
+        assert {"service", "name", "role", "host", "port", "pid"} <= row.keys()
+    roles = {r["name"]: r["role"] for r in rows}
+    assert sorted(r for n, r in roles.items() if n.startswith("tsdb")) == ["primary", "replica"]
+    assert sorted(r for n, r in roles.items() if n.startswith("redis")) == ["primary", "replica"]
+
+
+def _redis_replica(state: Path) -> str:
+    from drillrunner.services.redis import member_roles
+    from drillrunner.targets.local.target import LocalTarget
+
+    roles = member_roles(LocalTarget(state))
+    return next(n for n, r in roles.items() if r == "replica")
