@@ -203,7 +203,7 @@ def test_snapshot_destroy_restore_brings_back_acked_keys(target: LocalTarget) ->
     ctx = make_ctx(target, "backup-restore")
     with Writer(ctx, sequenced_writes(ctx, timeout=0.5)) as w:
         w.wait_ok(100)
-        snap = actions_snapshot(ctx)
+        snap = backup.snapshot(ctx)
         assert "dump.rdb" in snap.detail["files"]
         w.wait_ok(50)
         inject(ctx, "redis.destroy_tier", faults.destroy_tier)
@@ -220,10 +220,6 @@ def test_snapshot_destroy_restore_brings_back_acked_keys(target: LocalTarget) ->
     # The undo must not restore again over a live tier.
     again = actions.recover_tier(ctx, snapshot=ctx.stash["redis.snapshot"]["path"])
     assert again.members == []
-
-
-def actions_snapshot(ctx: RunContext) -> Any:
-    return backup.snapshot(ctx)
 
 
 def test_pause_primary_then_resume(target: LocalTarget) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,6 +37,10 @@ class Target(Protocol):
     name: str
 
     def members(self, service: str) -> list[MemberRef]: ...
+
+    def deployment(self, service: str) -> Any:
+        """The service's target-specific operations (a protocol each driver defines, e.g.
+        services/redis/ops.py), such as wiping data or restoring a backup."""
 
     def member(self, service: str, name: str) -> MemberRef: ...
 

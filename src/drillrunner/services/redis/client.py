@@ -27,7 +27,6 @@ def no_retry_kwargs(timeout: float) -> dict[str, Any]:
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 0),
-        "retry_on_timeout": False,
         "driver_info": None,  # Redis 7.0 has no CLIENT SETINFO: skip two round trips
         "decode_responses": True,
     }

@@ -7,8 +7,9 @@ from drillrunner.engine.context import RunContext
 from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.redis.lifecycle import current_primary
 from drillrunner.services.redis.ops import redis_ops
-from drillrunner.services.redis.topology import SERVICE, member_roles
+from drillrunner.services.redis.topology import SERVICE, is_stopped, member_roles
 from drillrunner.targets.base import Signal
+from drillrunner.waiting import poll_until
 
 
 @fault("redis.kill_primary", undo="redis.restart_member")
@@ -42,6 +43,9 @@ def pause_member(ctx: RunContext, member: str) -> FaultResult:
     role = member_roles(ctx.target).get(member)
     ctx.will_undo("redis.resume_member", member=member)
     ctx.target.pause(ref)
+    if ctx.target.pid(ref) is not None:  # SIGSTOP lands asynchronously: see it land
+        poll_until(lambda: is_stopped(ctx.target, ref), timeout=5.0, interval=0.01,
+                   what=f"{member} to stop")
     return FaultResult(summary=f"paused {member} ({role})", members=[member],
                        detail={"role": role})
 

@@ -49,8 +49,7 @@ class RedisOps(Protocol):
 
 
 def redis_ops(target: Target) -> RedisOps:
-    getter = getattr(target, "deployment", None)
-    ops = getter("redis") if callable(getter) else None
+    ops = target.deployment("redis")
     if not isinstance(ops, RedisOps):
         raise ActionFailed(f"target {target.name} offers no Redis operations")
     return ops

@@ -40,11 +40,16 @@ def _proc_state(pid: int) -> str | None:
     return raw[raw.rindex(")") + 2 :].split()[0]
 
 
+def is_stopped(target: Target, member: MemberRef) -> bool:
+    """True if the member's process is frozen by SIGSTOP (where the target has a PID)."""
+    pid = target.pid(member)
+    return pid is not None and _proc_state(pid) == "T"
+
+
 def member_role(target: Target, member: MemberRef) -> Role:
     if not target.is_running(member):
         return Role.DOWN
-    pid = target.pid(member)
-    if pid is not None and _proc_state(pid) == "T":
+    if is_stopped(target, member):
         return Role.PAUSED
     try:
         if member.kind == "sentinel":
@@ -56,7 +61,8 @@ def member_role(target: Target, member: MemberRef) -> Role:
             return Role.SENTINEL
         role = client.info(member, "replication").get("role")
     except Exception:
-        return Role.UNRESPONSIVE
+        # SIGSTOP takes effect asynchronously: look again once the query has timed out.
+        return Role.PAUSED if is_stopped(target, member) else Role.UNRESPONSIVE
     return Role.PRIMARY if role == "master" else Role.REPLICA
 
 
