@@ -20,6 +20,25 @@ PORT_OFFSETS = {
     "sentinel-0": 20,
     "sentinel-1": 21,
     "sentinel-2": 22,
+    # Kafka: client listener, then the KRaft controller listener of each node.
+    "kafka-0": 30,
+    "kafka-1": 31,
+    "kafka-2": 32,
+    "kafka-0-controller": 33,
+    "kafka-1-controller": 34,
+    "kafka-2-controller": 35,
+    # NATS: client port, cluster (route) port, HTTP monitoring port of each node.
+    "nats-0": 40,
+    "nats-1": 41,
+    "nats-2": 42,
+    "nats-0-cluster": 43,
+    "nats-1-cluster": 44,
+    "nats-2-cluster": 45,
+    "nats-0-monitor": 46,
+    "nats-1-monitor": 47,
+    "nats-2-monitor": 48,
+    "feast-0": 50,
+    "oms-0": 60,
 }
 
 
@@ -36,10 +55,33 @@ class RedisSettings(_Settings):
     appendfsync: Literal["always", "everysec", "no"] = "everysec"
 
 
+class KafkaSettings(_Settings):
+    min_insync_replicas: int = Field(default=2, ge=1, le=3)  # of the drill topics (RF 3)
+
+
+class NatsSettings(_Settings):
+    stream_replicas: int = Field(default=3, ge=1, le=3)  # of the drill streams
+
+
+class OmsSettings(_Settings):
+    """The order service's safety behaviour; each switch-off is a broken variant."""
+
+    environment: Literal["production", "staging", "development"] = "staging"
+    simulation: bool = False
+    simulation_guard: bool = True  # refuse to start in simulation mode in production
+    kill_switch_default: Literal["engaged", "disengaged"] = "engaged"
+    kill_switch_fail_closed: bool = True  # unreadable kill-switch state -> reject orders
+    circuit_breaker: bool = True
+    readiness_checks_dependencies: bool = True
+
+
 class StackSettings(_Settings):
     port_base: int = Field(default=17000, ge=1024, le=65000)
     timescaledb: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    nats: NatsSettings = Field(default_factory=NatsSettings)
+    oms: OmsSettings = Field(default_factory=OmsSettings)
 
     def port(self, member: str) -> int:
         return self.port_base + PORT_OFFSETS[member]
