@@ -6,8 +6,14 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result
-from tenacity import stop_after_delay, wait_fixed
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from drillrunner.errors import DrillError
 

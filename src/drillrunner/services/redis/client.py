@@ -7,12 +7,9 @@ redis-py is imported inside the functions to keep `drill --help` fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drillrunner.targets.base import MemberRef
-
-if TYPE_CHECKING:
-    from redis import Redis
 
 MASTER_NAME = "drill"
 PROBE_TIMEOUT = 0.5
@@ -32,7 +29,12 @@ def no_retry_kwargs(timeout: float) -> dict[str, Any]:
     }
 
 
-def connect(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> Redis:
+# redis-py types each command's reply as `Awaitable | Any` (sync and async clients share
+# the annotations); only the sync client is used here, so replies are plain values.
+Conn = Any
+
+
+def connect(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> Conn:
     from redis import Redis
 
     return Redis(host=host, port=port, **no_retry_kwargs(timeout))
@@ -54,7 +56,7 @@ def make_connection(host: str, port: int, timeout: float) -> Any:
     return factory(host=host, port=port, **no_retry_kwargs(timeout))
 
 
-def connect_member(member: MemberRef, timeout: float = PROBE_TIMEOUT) -> Redis:
+def connect_member(member: MemberRef, timeout: float = PROBE_TIMEOUT) -> Conn:
     return connect(member.host, member.port, timeout)
 
 

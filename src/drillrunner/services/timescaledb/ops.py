@@ -7,10 +7,10 @@ operations with pods and `kubectl exec`. Members are named as in `target.members
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, cast, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from drillrunner.errors import ActionFailed
-from drillrunner.targets.base import MemberRef, Target
+from drillrunner.targets.base import MemberRef, Signal, Target
 
 SERVICE = "timescaledb"
 
@@ -25,6 +25,23 @@ class PostgresOps(Protocol):
 
     def is_paused(self, member: str) -> bool:
         """True while the member's processes are frozen (SIGSTOP / docker pause)."""
+
+    # Process faults on every process of a member. PostgreSQL's children leave the
+    # postmaster's process group (setsid), so the generic Target calls, which signal a
+    # process group, would reach the postmaster alone on the local target.
+
+    def kill(self, member: str, sig: Signal = Signal.KILL) -> None:
+        """KILL every process at once, or stop gracefully (TERM); wait until none is left."""
+
+    def pause(self, member: str) -> None: ...
+
+    def resume(self, member: str) -> None: ...
+
+    def pause_process(self, member: str, pid: int) -> None:
+        """Freeze one server process of the member (e.g. its walreceiver)."""
+
+    def resume_process(self, member: str, pid: int) -> None:
+        """Resume it; a PID that is no longer the member's is left alone."""
 
     def start_member(self, member: str) -> None:
         """Start a stopped member on its existing data; returns once it accepts queries."""
@@ -61,4 +78,4 @@ def pg_ops(target: Target) -> PostgresOps:
     ops = factory(SERVICE) if callable(factory) else None
     if not isinstance(ops, PostgresOps):
         raise ActionFailed(f"target {target.name!r} offers no PostgreSQL operations")
-    return cast(PostgresOps, ops)
+    return ops

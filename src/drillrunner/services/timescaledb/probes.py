@@ -9,6 +9,7 @@ from drillrunner.engine.context import RunContext
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import pg_ops
 from drillrunner.services.timescaledb.roles import Role, member_roles, replicas
+from drillrunner.units import Duration
 
 # A standby that has not replied for this long is not streaming, whatever the primary's
 # pg_stat_replication still says (a frozen walreceiver keeps its row until the timeout).
@@ -52,7 +53,7 @@ def ready(ctx: RunContext) -> bool:
         read_only = sql.fetch_value(pg_ops(ctx.target).cluster_dsn(), "SHOW transaction_read_only")
     except psycopg.Error:
         return False
-    return read_only == "off"
+    return bool(read_only == "off")
 
 
 @probe("timescaledb.replication_lag")
@@ -84,13 +85,13 @@ def replica_streaming(ctx: RunContext) -> bool:
 
 
 @probe("timescaledb.writable")
-def writable(ctx: RunContext, timeout: float = 2.0) -> bool:
+def writable(ctx: RunContext, timeout: Duration = 2.0) -> bool:
     """A write commits on the primary within `timeout` (synchronous replication included)."""
     import psycopg
 
     try:
-        with sql.connect(pg_ops(ctx.target).cluster_dsn(), timeout) as conn:
-            sql.execute_bounded(conn, "SELECT txid_current()", [], timeout)
+        with sql.connect(pg_ops(ctx.target).cluster_dsn(), timeout, for_writes=True) as conn:
+            sql.execute_bounded(conn, sql.WRITE_PROBE, [], timeout)
     except (psycopg.Error, sql.Indeterminate, sql.Rejected):
         return False
     return True

@@ -34,7 +34,7 @@ def role_of(target: Target, ops: PostgresOps, member: MemberRef) -> Role:
 def member_roles(target: Target) -> dict[str, str]:
     """Live role of every standing member: primary, replica, down or paused."""
     ops = pg_ops(target)
-    return {m.name: role_of(target, ops, m) for m in target.members(SERVICE)}
+    return {m.name: role_of(target, ops, m).value for m in target.members(SERVICE)}
 
 
 def the_primary(target: Target) -> MemberRef:

@@ -9,6 +9,7 @@ backend) and closed, and the outcome is reported as indeterminate.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import time
 from collections.abc import Sequence
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
 _INDETERMINATE_CLASSES = ("08", "57")
 
 
+# A real write without a table: a transactional WAL message makes its commit wait for a
+# synchronous standby. (`SELECT txid_current()` does not: a commit that wrote no other WAL
+# skips the synchronous replication wait.)
+WRITE_PROBE = "SELECT pg_logical_emit_message(true, 'drill', 'write probe')"
+
+
 class Indeterminate(Exception):
     """The statement was sent; whether it took effect is unknown."""
 
@@ -31,15 +38,21 @@ class Rejected(Exception):
     """The server certainly did not apply the statement (it answered with an error)."""
 
 
-def connect(dsn: str, timeout: float = 2.0) -> Connection[tuple[Any, ...]]:
-    """An autocommit connection; `timeout` bounds connecting and every read statement."""
+def connect(dsn: str, timeout: float = 2.0, *, for_writes: bool = False) -> Connection[
+    tuple[Any, ...]
+]:
+    """An autocommit connection; `timeout` bounds connecting and, unless `for_writes`,
+    every statement. Write connections get no statement_timeout: a timeout that fired
+    during a synchronous replication wait would turn an unreplicated commit into a success.
+    """
     import psycopg
 
+    limit = 0 if for_writes else int(timeout * 1000)
     return psycopg.connect(
         dsn,
         autocommit=True,
         connect_timeout=max(1, round(timeout)),
-        options=f"-c statement_timeout={int(timeout * 1000)}",
+        options=f"-c statement_timeout={limit}",
     )
 
 
@@ -86,12 +99,10 @@ def alive(conn: Connection[tuple[Any, ...]]) -> bool:
     return pg.status == pq.ConnStatus.OK
 
 
-def abandon(conn: Connection[tuple[Any, ...]], cancel_timeout: float = 0.5) -> None:
+def abandon(conn: Connection[tuple[Any, ...]], cancel_timeout: float = 0.2) -> None:
     """Cancel whatever the server runs for `conn`, then close it."""
-    try:
+    with contextlib.suppress(Exception):  # best effort: the connection is dropped anyway
         conn.cancel_safe(timeout=cancel_timeout)
-    except Exception:  # noqa: S110 - best effort: the connection is dropped either way
-        pass
     conn.close()
 
 
@@ -109,7 +120,13 @@ def execute_bounded(
 
     pg = conn.pgconn
     deadline = time.monotonic() + timeout
+    notices: list[str] = []
+
+    def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+        notices.append(diag.message_primary or "")
+
     pg.send_query_params(query.encode(), [p.encode() if p is not None else None for p in params])
+    conn.add_notice_handler(on_notice)
     results = []
     try:
         while pg.flush():
@@ -127,6 +144,12 @@ def execute_bounded(
     except psycopg.OperationalError as exc:
         conn.close()
         raise Indeterminate(f"connection lost: {_first_line(str(exc))}") from None
+    finally:
+        conn.remove_notice_handler(on_notice)
+    # A cancelled synchronous-replication wait reports success with this WARNING: the
+    # commit is local only and may vanish in a failover.
+    if any("synchronous replication" in n for n in notices):
+        raise Indeterminate(f"committed locally only: {notices[0]}")
     rows: list[tuple[Any, ...]] = []
     for res in results:
         if res.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):

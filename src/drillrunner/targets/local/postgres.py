@@ -12,11 +12,13 @@ PostgreSQL refuses to run as root, so every server and tool runs as the `postgre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 from functools import cached_property
@@ -25,7 +27,7 @@ from pathlib import Path
 from drillrunner.errors import MissingBinary, StackError
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import SERVICE
-from drillrunner.targets.base import MemberRef
+from drillrunner.targets.base import MemberRef, Signal
 from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor, process_state
 from drillrunner.waiting import WaitTimeout, poll_until
@@ -243,7 +245,8 @@ class PostgresDeployment:
         self._run(str(self.bindir / "initdb"), "-D", str(path), "-U", PG_USER, "-A", "trust",
                   "-E", "UTF8", "--locale=C", "--data-checksums")
         with open(path / "postgresql.conf", "a") as f:
-            f.write(f"\n# drill's settings, rewritten on every 'drill stack up'\ninclude '{CONF}'\n")
+            f.write(f"\n# drill's settings, rewritten on every 'drill stack up'\n"
+                    f"include '{CONF}'\n")
 
     def _conf_text(self, name: str, synchronous: bool, recovery_target: str | None) -> str:
         archive = shlex.quote(str(self.archive))
@@ -298,11 +301,81 @@ class PostgresDeployment:
         before, after = _parse_conf(old), _parse_conf(new)
         return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
 
+    # PostgreSQL's children call setsid(): the postmaster's process group holds only the
+    # postmaster, so group signals miss the backends, walsender and walreceiver. Every
+    # server process works in its data folder, which identifies them, orphans included.
+
+    def processes(self, member: str) -> list[int]:
+        """Live processes of the member, postmaster first."""
+        leader = self.sup.pid(member)
+        folder = str(self.datadir(member).resolve())
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == leader:
+                continue
+            try:
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if cwd == folder and process_state(int(entry.name)) not in (None, "Z"):
+                found.append(int(entry.name))
+        return ([leader] if leader is not None else []) + sorted(found)
+
+    def _signal_all(self, pids: list[int], sig: signal.Signals) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):  # already gone
+                os.kill(pid, sig)
+
+    def _wait_no_processes(self, member: str, timeout: float = 10.0) -> None:
+        """Orphaned backends exit once they notice their postmaster died; a restart on the
+        same data folder must wait for them (they hold its shared memory)."""
+        try:
+            poll_until(lambda: not self.processes(member), timeout=timeout / 2, interval=0.02,
+                       what=f"{member}'s processes to exit")
+        except WaitTimeout:
+            self._signal_all(self.processes(member), signal.SIGKILL)
+            poll_until(lambda: not self.processes(member), timeout=timeout / 2,
+                       interval=0.02, what=f"{member}'s processes to exit after SIGKILL")
+
+    def kill(self, member: str, sig: Signal = Signal.KILL) -> None:
+        """KILL: every process dies at once, as in a container crash. TERM: a graceful
+        stop, PostgreSQL's fast shutdown (SIGINT; its smart SIGTERM shutdown would wait
+        for every client to disconnect). Returns once no process of it is left."""
+        if sig is Signal.TERM:
+            self.resume(member)  # a frozen process cannot shut down
+            self.sup.kill(member, signal.SIGINT, timeout=30.0)
+        else:
+            rest = self.processes(member)[1:]
+            self.sup.kill(member, signal.SIGKILL)  # the postmaster first: no new children
+            self._signal_all(rest, signal.SIGKILL)
+        self._wait_no_processes(member)
+
+    def pause(self, member: str) -> None:
+        """Freeze every process, the postmaster first so it forks no new ones."""
+        pids = self.processes(member)
+        if not pids:
+            raise StackError(f"{member} is not running")
+        self._signal_all(pids, signal.SIGSTOP)
+        self._signal_all(self.processes(member), signal.SIGSTOP)  # any forked meanwhile
+
+    def resume(self, member: str) -> None:
+        self._signal_all(self.processes(member), signal.SIGCONT)
+
+    def pause_process(self, member: str, pid: int) -> None:
+        if pid not in self.processes(member):
+            raise StackError(f"pid {pid} is not a process of {member}")
+        os.kill(pid, signal.SIGSTOP)
+
+    def resume_process(self, member: str, pid: int) -> None:
+        if pid in self.processes(member):  # never signal a PID reused by something else
+            os.kill(pid, signal.SIGCONT)
+
     def _clear_stale_locks(self, name: str) -> None:
         """A killed postmaster's lock files name a PID that may linger as a zombie until
         reaped; PostgreSQL would take it for a live server. Remove them when it is dead."""
         if self.sup.pid(name) is not None:
             return
+        self._wait_no_processes(name)
         port = self.settings.port(name)
         for lock in (self.datadir(name) / "postmaster.pid",
                      self.sockets / f".s.PGSQL.{port}.lock"):
@@ -335,7 +408,13 @@ class PostgresDeployment:
         self._wait_queries(member)
 
     def _stop(self, name: str) -> None:
-        self.sup.stop(name)
+        """Fast shutdown (SIGINT): a smart one (SIGTERM) waits for every client to leave."""
+        try:
+            self.kill(name, Signal.TERM)
+        except StackError:
+            self.kill(name, Signal.KILL)
+        self._wait_no_processes(name)
+        self.sup.stop(name)  # drops the PID record
 
     def is_paused(self, member: str) -> bool:
         return self.sup.is_paused(member)
@@ -458,11 +537,8 @@ class PostgresDeployment:
         self._prepare()
         if not any(self._has_data(n) for n in STANDING):
             self._initdb(STANDING[0])
-        import signal
-
         for name in STANDING:  # a paused member or walreceiver left by a drill: thaw it
-            if self.sup.pid(name) is not None:
-                self.sup.signal_group(name, signal.SIGCONT)
+            self.resume(name)
         primary = self._choose_primary()
         for name in STANDING:
             if name != primary:
@@ -477,8 +553,8 @@ class PostgresDeployment:
 
     def _wait_writable(self, primary: str, timeout: float = 15.0) -> None:
         def commit() -> bool:
-            with sql.connect(self.dsn(primary)) as conn:
-                sql.execute_bounded(conn, "SELECT txid_current()", [], 2.0)
+            with sql.connect(self.dsn(primary), for_writes=True) as conn:
+                sql.execute_bounded(conn, sql.WRITE_PROBE, [], 2.0)
             return True
 
         import psycopg

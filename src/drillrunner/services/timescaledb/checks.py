@@ -1,0 +1,71 @@
+"""The point-in-time restore check: the restored copy holds exactly the rows before the
+target."""
+
+from __future__ import annotations
+
+from drillrunner.engine.actions import check
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.history import OpStatus
+from drillrunner.engine.verdicts import CheckResult, Verdict
+from drillrunner.services.timescaledb.backup import (
+    RESTORE_POINT_KEY,
+    RESTORE_POLL_SECONDS,
+    RESTORE_SECONDS_KEY,
+)
+from drillrunner.services.timescaledb.ops import pg_ops
+from drillrunner.services.timescaledb.workload import SequencedWrites
+
+
+@check("timescaledb.pitr_matches_target")
+def pitr_matches_target(ctx: RunContext) -> CheckResult:
+    """Every write acknowledged before the restore point is in the restored member and no
+    write started after it is. Writes in flight at the target may go either way."""
+    point = ctx.stash.get(RESTORE_POINT_KEY)
+    if point is None:
+        return CheckResult(verdict=Verdict.UNKNOWN, summary="no restore point was marked")
+    clients = {n: c for n, c in ctx.workloads.items() if isinstance(c, SequencedWrites)}
+    if not clients:
+        return CheckResult(verdict=Verdict.UNKNOWN, summary="no timescaledb workload ran")
+    dsn = pg_ops(ctx.target).dsn(pg_ops(ctx.target).pitr_member().name)
+    acked = lost = after_checked = after_present = 0
+    evidence: dict[str, object] = {"target_time": point["time"]}
+    for name, client in clients.items():
+        ops = ctx.history.ops(name)
+        before = {o.seq for o in ops
+                  if o.status is OpStatus.OK and o.completed <= point["mono_before"]}
+        later = {o.seq for o in ops if o.invoked >= point["mono_after"]}
+        present = client.read_from(dsn, before | later, timeout=10.0)
+        missing = sorted(before - present)
+        extra = sorted(later & present)
+        acked += len(before)
+        lost += len(missing)
+        after_checked += len(later)
+        after_present += len(extra)
+        evidence[name] = {"acknowledged_before_target": len(before), "missing": missing[:20],
+                          "started_after_target": len(later), "present_after_target": extra[:20]}
+    restore = ctx.stash.get(RESTORE_SECONDS_KEY)
+    measurements: dict[str, float | int | str | None] = {
+        "acknowledged_writes": acked,
+        "lost_acknowledged_writes": lost,
+        "rows_after_target_checked": after_checked,
+        "rows_after_target_present": after_present,
+        "rto_seconds": restore,
+        "rto_error_seconds": RESTORE_POLL_SECONDS if restore is not None else None,
+    }
+    if acked == 0 or after_checked == 0:
+        return CheckResult(
+            verdict=Verdict.UNKNOWN, evidence=evidence, measurements=measurements,
+            summary="the workload wrote nothing on one side of the target: nothing to compare",
+        )
+    limit = ctx.slo.get("rto")
+    slow = restore is not None and limit is not None and restore > limit
+    ok = lost == 0 and after_present == 0 and not slow
+    timing = f"; restore took {restore}s" + (f", over the RTO of {limit:g}s" if slow else "")
+    return CheckResult(
+        verdict=Verdict.PASS if ok else Verdict.FAIL,
+        summary=(f"restored copy: {acked - lost}/{acked} writes acknowledged before the target "
+                 f"present, {after_present}/{after_checked} started after it present"
+                 + (timing if restore is not None else "")),
+        evidence=evidence,
+        measurements=measurements,
+    )

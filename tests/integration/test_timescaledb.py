@@ -1,0 +1,337 @@
+"""The TimescaleDB driver against real PostgreSQL servers (primary + streaming replica).
+
+One stack for the module on port base 18000, in a temp folder the postgres user can enter.
+Tests run in file order and each leaves the stack healthy (one primary, one streaming
+replica), whichever member is the primary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drillrunner.engine.checks import no_acknowledged_write_lost, recovered_within_slo
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.history import FaultEvent, History, Op, OpStatus, OpUnknown
+from drillrunner.engine.verdicts import FaultResult, Verdict
+from drillrunner.errors import MissingBinary
+from drillrunner.services.timescaledb import backup, checks, faults, member_roles, probes, repair
+from drillrunner.services.timescaledb.workload import sequenced_writes
+from drillrunner.targets.local.config import PostgresSettings, StackSettings
+from drillrunner.targets.local.postgres import find_bindir
+from drillrunner.targets.local.supervisor import process_state
+from drillrunner.targets.local.target import LocalTarget
+from drillrunner.waiting import poll_until
+from tests.support import need_binaries
+
+pytestmark = pytest.mark.integration
+
+PORT_BASE = 18000
+WORKLOAD = "timescaledb.sequenced_writes"
+
+
+def _settings(synchronous: bool = True) -> StackSettings:
+    return StackSettings(port_base=PORT_BASE,
+                         timescaledb=PostgresSettings(synchronous=synchronous))
+
+
+@pytest.fixture(scope="module")
+def state() -> Iterator[Path]:
+    try:
+        bindir = find_bindir()
+        need_binaries(*(str(bindir / t) for t in ("postgres", "initdb", "pg_basebackup")),
+                      install="the Debian package postgresql-15")
+    except MissingBinary:
+        need_binaries("initdb", install="the Debian package postgresql-15")
+    folder = Path(tempfile.mkdtemp(prefix="drill-tsdb-"))
+    folder.chmod(0o755)  # the postgres user must be able to enter it
+    old = os.environ.get("DRILL_STATE_DIR")
+    os.environ["DRILL_STATE_DIR"] = str(folder)
+    target = LocalTarget(folder, _settings())
+    try:
+        started = time.monotonic()
+        target.deployment("timescaledb").up()
+        print(f"\nup() from nothing: {time.monotonic() - started:.2f}s")
+        yield folder
+    finally:
+        LocalTarget(folder, _settings()).deployment("timescaledb").down()
+        if old is None:
+            os.environ.pop("DRILL_STATE_DIR", None)
+        else:
+            os.environ["DRILL_STATE_DIR"] = old
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def target(state: Path) -> LocalTarget:
+    return LocalTarget(state, _settings())
+
+
+def make_ctx(target: LocalTarget, scenario: str = "test") -> RunContext:
+    records: list[tuple[str, dict[str, Any]]] = []
+    undos: list[tuple[str, dict[str, Any]]] = []
+    ctx = RunContext(
+        target=target, scenario=scenario, history=History(),
+        record=lambda event, **data: records.append((event, data)),
+        slo={"rto": 30.0, "lost_acknowledged_writes": 0},
+    )
+    ctx._undo_sink = lambda action, args: undos.append((action, args))
+    ctx.stash["undos"] = undos
+    return ctx
+
+
+def inject(ctx: RunContext, fn: Any, **args: Any) -> FaultResult:
+    """Run a fault as the engine does: timed and recorded in the history."""
+    invoked = time.monotonic()
+    result: FaultResult = fn(ctx, **args)
+    ctx.history.add_fault(FaultEvent(fn.__name__, invoked, time.monotonic(), True))
+    return result
+
+
+class Writer:
+    """Drives a workload client from one thread at a fixed rate, recording every op."""
+
+    def __init__(self, ctx: RunContext, timeout: float = 1.0, rate: float = 50.0) -> None:
+        self.ctx = ctx
+        self.client = sequenced_writes(ctx, timeout=timeout)
+        ctx.workloads[WORKLOAD] = self.client
+        self.interval = 1.0 / rate
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        seq = 0
+        while not self.halt.is_set():
+            seq += 1
+            invoked = time.monotonic()
+            status, error = OpStatus.OK, None
+            try:
+                self.client.write(seq)
+            except OpUnknown as exc:
+                status, error = OpStatus.UNKNOWN, str(exc)
+            except Exception as exc:
+                status, error = OpStatus.FAIL, str(exc)
+            self.ctx.history.add_op(
+                Op(WORKLOAD, seq, invoked, time.monotonic(), status, error))
+            self.halt.wait(max(0.0, self.interval - (time.monotonic() - invoked)))
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.halt.set()
+        self.thread.join(timeout=30)
+
+    def acked(self) -> int:
+        return sum(1 for o in self.ctx.history.ops(WORKLOAD) if o.status is OpStatus.OK)
+
+    def wait_acked(self, more: int, timeout: float = 10.0) -> None:
+        goal = self.acked() + more
+        poll_until(lambda: self.acked() >= goal, timeout=timeout, what=f"{more} acked writes")
+
+
+def primary_and_replica(target: LocalTarget) -> tuple[str, str]:
+    roles = member_roles(target)
+    assert sorted(roles.values()) == ["primary", "replica"], roles
+    primary = next(n for n, r in roles.items() if r == "primary")
+    return primary, next(n for n in roles if n != primary)
+
+
+def heal(ctx: RunContext) -> None:
+    """Run the recorded undos newest first, as the engine does."""
+    undos: list[tuple[str, dict[str, Any]]] = ctx.stash["undos"]
+    actions = {
+        "timescaledb.rebuild_replica": repair.rebuild_replica,
+        "timescaledb.heal_replicas": repair.heal_replicas,
+        "timescaledb.resume_walreceiver": repair.resume_walreceiver,
+        "timescaledb.resume_member": repair.resume_member,
+        "timescaledb.remove_pitr_member": backup.remove_pitr_member,
+    }
+    for name, args in reversed(undos):
+        actions[name](ctx, **args)
+    undos.clear()
+    poll_until(lambda: probes.replica_streaming(ctx), timeout=15, what="a streaming replica")
+
+
+def test_up_is_idempotent_and_roles_come_from_the_servers(target: LocalTarget) -> None:
+    dep = target.deployment("timescaledb")
+    started = time.monotonic()
+    dep.up()
+    assert time.monotonic() - started < 3.0
+    primary_and_replica(target)
+    ctx = make_ctx(target)
+    assert probes.ready(ctx) is True
+    assert probes.replica_streaming(ctx) is True
+    assert probes.writable(ctx) is True
+    assert probes.replication_lag(ctx) < 1.0
+    assert "TimescaleDB" in dep.versions()["timescaledb"] or "PostgreSQL" in dep.versions()[
+        "timescaledb"]
+
+
+def test_sync_commit_blocked_by_a_frozen_walreceiver_ends_unknown_in_time(
+    target: LocalTarget,
+) -> None:
+    ctx = make_ctx(target)
+    client = sequenced_writes(ctx, timeout=0.5)
+    client.write(1)
+    inject(ctx, faults.pause_walreceiver)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OpUnknown):
+            client.write(2)
+        assert time.monotonic() - started < 1.5  # the deadline, not a hang
+        assert probes.writable(ctx, timeout=0.5) is False
+        poll_until(lambda: probes.replica_streaming(ctx) is False, timeout=10,
+                   what="the frozen standby to count as not streaming")
+        assert probes.replication_lag(ctx) >= 1.0
+    finally:
+        heal(ctx)
+    poll_until(lambda: client.read_back({2}) == {2}, timeout=10, what="write 2 replicated")
+    client.write(3)  # a fresh connection after the abandoned one
+    assert client.read_back({1, 2, 3}) == {1, 2, 3}
+    client.close()
+
+
+def test_kill_primary_and_promote_loses_no_acknowledged_write(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "timescaledb-primary-failover")
+    old_primary, old_replica = primary_and_replica(target)
+    with Writer(ctx) as w:
+        w.wait_acked(30)
+        inject(ctx, faults.kill_primary)
+        assert member_roles(target)[old_primary] == "down"
+        promoted = inject(ctx, faults.promote_replica)
+        w.wait_acked(30)
+    assert promoted.members == [old_replica]
+    assert ctx.stash["undos"][0] == ("timescaledb.rebuild_replica", {"member": old_primary})
+    loss = no_acknowledged_write_lost(ctx)
+    rto = recovered_within_slo(ctx)
+    print(f"\nfailover: {rto.summary}; {loss.summary}; phases {promoted.measurements}")
+    assert loss.verdict is Verdict.PASS, loss
+    assert loss.measurements["acknowledged_writes"] > 50  # type: ignore[operator]
+    assert rto.verdict is Verdict.PASS, rto
+    heal(ctx)
+    assert primary_and_replica(target) == (old_replica, old_primary)  # roles swapped
+    assert probes.ready(ctx) is True
+
+
+@pytest.mark.parametrize("synchronous", [True, False], ids=["sync", "async"])
+def test_lagging_replica_failover_loses_writes_only_when_async(
+    state: Path, synchronous: bool
+) -> None:
+    target = LocalTarget(state, _settings(synchronous))
+    target.deployment("timescaledb").up()  # switches the running stack's mode
+    ctx = make_ctx(target, "timescaledb-replica-lag-failover")
+    _, replica = primary_and_replica(target)
+    with Writer(ctx) as w:
+        w.wait_acked(20)
+        inject(ctx, faults.pause_walreceiver)
+        time.sleep(1.5)  # test pacing: let the replica fall behind under load
+        inject(ctx, faults.kill_primary)
+        repair.resume_walreceiver(ctx, member=replica)
+        inject(ctx, faults.promote_replica)
+        w.wait_acked(20)
+    loss = no_acknowledged_write_lost(ctx)
+    rto = recovered_within_slo(ctx, from_fault="kill_primary")
+    print(f"\nlagging replica, {'sync' if synchronous else 'async'}: {loss.summary}; "
+          f"{rto.summary}")
+    heal(ctx)
+    if synchronous:
+        assert loss.verdict is Verdict.PASS, loss
+    else:
+        assert loss.verdict is Verdict.FAIL, loss
+        assert loss.measurements["lost_acknowledged_writes"] > 0  # type: ignore[operator]
+    assert rto.verdict is Verdict.PASS, rto
+    LocalTarget(state, _settings()).deployment("timescaledb").up()  # back to synchronous
+
+
+def test_rebuild_replica_restores_a_streaming_replica(target: LocalTarget) -> None:
+    ctx = make_ctx(target)
+    _, replica = primary_and_replica(target)
+    inject(ctx, faults.kill_member, member=replica)
+    assert probes.replica_streaming(ctx) is False
+    assert probes.ready(ctx) is False
+    result = repair.rebuild_replica(ctx, member=replica)
+    assert "rebuilt" in result.summary
+    assert probes.replica_streaming(ctx) is True
+    again = repair.rebuild_replica(ctx, member=replica)
+    assert "already streams" in again.summary
+    assert probes.writable(ctx) is True
+
+
+def test_pitr_restores_exactly_the_rows_before_the_target(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "timescaledb-pitr-restore")
+    backup.base_backup(ctx)
+    with Writer(ctx) as w:
+        w.wait_acked(40)
+        backup.mark_restore_point(ctx)
+        w.wait_acked(40)
+        restored = inject(ctx, backup.restore_pitr)
+    result = checks.pitr_matches_target(ctx)
+    print(f"\nPITR: {restored.summary}; {result.summary}; {result.measurements}")
+    assert result.verdict is Verdict.PASS, result
+    assert result.measurements["lost_acknowledged_writes"] == 0
+    assert result.measurements["rows_after_target_present"] == 0
+    assert result.measurements["rto_seconds"] == restored.measurements["restore_seconds"]
+    assert ctx.stash["undos"] == [("timescaledb.remove_pitr_member", {})]
+    pitr = target.deployment("timescaledb").pitr_member()
+    assert target.is_running(pitr)
+    assert "removed" in backup.remove_pitr_member(ctx).summary
+    assert "was not there" in backup.remove_pitr_member(ctx).summary
+    assert not target.is_running(pitr)
+
+
+def test_pitr_check_fails_when_acknowledged_rows_are_missing(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "timescaledb-pitr-early")
+    client = sequenced_writes(ctx)
+    ctx.workloads[WORKLOAD] = client
+    backup.base_backup(ctx)
+    backup.mark_restore_point(ctx)
+    early = ctx.stash[backup.RESTORE_POINT_KEY]["time"]
+
+    def write(seqs: range) -> None:
+        for seq in seqs:
+            invoked = time.monotonic()
+            client.write(seq)
+            ctx.history.add_op(Op(WORKLOAD, seq, invoked, time.monotonic(), OpStatus.OK))
+
+    write(range(1, 11))
+    backup.mark_restore_point(ctx)
+    write(range(11, 21))
+    # Restore to a point before every write: the acknowledged ones are then missing.
+    ctx.stash[backup.RESTORE_POINT_KEY] = {**ctx.stash[backup.RESTORE_POINT_KEY], "time": early}
+    try:
+        backup.restore_pitr(ctx)
+        result = checks.pitr_matches_target(ctx)
+    finally:
+        backup.remove_pitr_member(ctx)
+        client.close()
+    assert result.verdict is Verdict.FAIL, result
+    assert result.measurements["lost_acknowledged_writes"] == 10
+    assert result.measurements["rows_after_target_present"] == 0
+
+
+def test_down_leaves_no_process(target: LocalTarget) -> None:
+    dep = target.deployment("timescaledb")
+    names = [m.name for m in dep.members()]
+    pids = [target.sup.pid(n) for n in names]
+    assert all(pids)
+    dep.down()
+    for pid in pids:
+        assert pid is not None
+        poll_until(lambda p=pid: process_state(p) in (None, "Z"), timeout=5,  # type: ignore[misc]
+                   what=f"pid {pid} gone")
+    assert all(target.sup.pid(n) is None for n in names)
+    # Started again on the same data folders, the roles are found from the servers.
+    dep.up()
+    primary_and_replica(target)
+    dep.down()
+    assert not any(process_state(p) not in (None, "Z") for p in pids if p)
