@@ -1,8 +1,10 @@
 """Secrets never reach the journal: values under secret-looking keys and credentials inside
-strings (DSN passwords, `password=...`) are replaced before anything is written."""
+strings (DSN passwords, `password=...`) are replaced before anything is written. Non-finite
+numbers become strings, so every journal line is standard JSON."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -28,4 +30,6 @@ def redact(value: Any, key: str = "") -> Any:
         return [redact(v) for v in value]
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "inf": JSON has no Infinity
     return value

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,16 +51,34 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group."""
-    found = []
+def _live_processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every live (non-zombie) process."""
+    table = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
-        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
-            found.append(int(entry.name))
-    return found
+        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields and fields[0] != "Z":
+            table[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def tree_pids(root: int) -> list[int]:
+    """The member's live processes: its process group and every descendant. Servers such as
+    PostgreSQL put each child in a session of its own, so the group alone misses them."""
+    table = _live_processes()
+    found = {pid for pid, (_, group) in table.items() if group == root}
+    if root in table:
+        found.add(root)
+    frontier = set(found)
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier} - found
+        found |= frontier
+    return sorted(found)
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -112,6 +131,7 @@ class Supervisor:
         """Spawn the member in its own session; return once its port accepts connections."""
         if (pid := self.pid(spec.name)) is not None:
             return pid
+        self._wait_previous_reaped(spec.name)
         if port_in_use(spec.port):
             raise StackError(
                 f"{spec.name}: port 127.0.0.1:{spec.port} is already in use by another "
@@ -149,21 +169,23 @@ class Supervisor:
         return proc.pid
 
     def signal_group(self, name: str, sig: signal.Signals) -> int:
+        """Signal every process of the member (for SIGSTOP/SIGCONT: freeze or thaw it)."""
         pid = self.pid(name)
         if pid is None:
             raise StackError(f"{name} is not running")
-        os.killpg(pid, sig)
+        _signal_all(tree_pids(pid), sig)
         return pid
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL, timeout: float = 15.0) -> None:
-        """Signal the member's process group and wait until every process of it is gone."""
+        """Signal the member (KILL: every process of it, as a crash would; TERM: the main
+        process, as an orderly shutdown) and wait until every process of it is gone."""
         pid = self.pid(name)
         if pid is None:
             return
-        if process_state(pid) == "T":
-            os.killpg(pid, signal.SIGCONT)  # a stopped process cannot act on TERM
-        os.killpg(pid, sig)
-        self.wait_gone(name, pid, timeout)
+        pids = tree_pids(pid)
+        _signal_all(pids, signal.SIGCONT)  # a stopped process cannot act on TERM
+        _signal_all(pids if sig == signal.SIGKILL else [pid], sig)
+        self.wait_gone(name, pids, timeout)
 
     def stop(self, name: str, timeout: float = 20.0) -> None:
         """TERM, then KILL if the member has not exited within `timeout`."""
@@ -177,19 +199,33 @@ class Supervisor:
             self.kill(name, signal.SIGKILL, 10.0)
         self._record(name).unlink(missing_ok=True)
 
-    def wait_gone(self, name: str, pid: int, timeout: float) -> None:
+    def wait_gone(self, name: str, pids: list[int], timeout: float) -> None:
         try:
             poll_until(
-                lambda: not group_pids(pid),
+                lambda: all(process_state(p) in (None, "Z") for p in pids),
                 timeout=timeout,
                 interval=0.02,
-                what=f"{name} (pid {pid}) to exit",
+                what=f"{name} (pid {pids[0]}) to exit",
             )
         except WaitTimeout as exc:
             raise StackError(str(exc)) from None
-        child = self._children.pop(pid, None)
-        if child is not None:
+        for pid in pids:
+            child = self._children.pop(pid, None)
+            if child is not None:
+                child.wait()
+
+    def _wait_previous_reaped(self, name: str) -> None:
+        """A killed server's zombie keeps its PID (and so a lock file such as PostgreSQL's
+        postmaster.pid) until its parent reaps it: wait for that before starting again."""
+        try:
+            old = int(json.loads(self._record(name).read_text())["pid"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return
+        if (child := self._children.pop(old, None)) is not None:
             child.wait()
+        with suppress(WaitTimeout):
+            poll_until(lambda: process_state(old) != "Z", timeout=5.0, interval=0.02,
+                       what=f"pid {old} to be reaped")
 
     def wait_reaped(self, pid: int, timeout: float = 5.0) -> None:
         """Wait until not even a zombie of `pid` is left (its parent, or init, reaped it)."""

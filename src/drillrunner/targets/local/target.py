@@ -14,7 +14,7 @@ from drillrunner.errors import StackError
 from drillrunner.targets.base import MemberRef, Signal
 from drillrunner.targets.local.config import StackSettings, load_settings
 from drillrunner.targets.local.deployment import LocalDeployment
-from drillrunner.targets.local.supervisor import Supervisor, group_pids, tail_text
+from drillrunner.targets.local.supervisor import Supervisor, tail_text, tree_pids
 
 # service -> "module:Class" of its local deployment, imported when first used.
 DEPLOYMENTS = {
@@ -85,7 +85,7 @@ class LocalTarget:
 
     def _own(self, member: MemberRef, pid: int) -> None:
         leader = self.sup.pid(member.name)
-        if leader is None or pid not in group_pids(leader):
+        if leader is None or pid not in tree_pids(leader):
             raise StackError(f"pid {pid} is not a process of {member.name}")
 
     def start(self, member: MemberRef) -> None:
