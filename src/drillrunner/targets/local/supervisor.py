@@ -183,8 +183,13 @@ class Supervisor:
         if pid is None:
             return
         pids = tree_pids(pid)
-        _signal_all(pids, signal.SIGCONT)  # a stopped process cannot act on TERM
-        _signal_all(pids if sig == signal.SIGKILL else [pid], sig)
+        if sig == signal.SIGKILL:
+            # Never thaw before a KILL: a frozen process given even a moment to run could
+            # still ship data (a paused walsender would flush its WAL), hiding a loss.
+            _signal_all(pids, sig)
+        else:
+            _signal_all(pids, signal.SIGCONT)  # a stopped process cannot act on TERM
+            os.kill(pid, sig)
         self.wait_gone(name, pids, timeout)
 
     def stop(self, name: str, timeout: float = 20.0) -> None:
