@@ -20,6 +20,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: rendering it with rich costs more than the rest
     pretty_exceptions_show_locals=False,  # locals hold DSNs
     context_settings={"help_option_names": ["-h", "--help"]},
 )

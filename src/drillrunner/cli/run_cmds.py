@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
-import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +22,8 @@ OUTCOME_EXIT = {
 
 
 def _git_commit(root: Path) -> str:
+    import subprocess
+
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=5, check=False)
@@ -86,6 +85,9 @@ def run(
     from drillrunner.model.library import Library
     from drillrunner.paths import project_root, state_dir
     from drillrunner.report.bundle import render_bundle
+
+    import secrets
+    from datetime import UTC, datetime
 
     if target != "local":
         raise UsageError(f"unknown target {target!r}: this version drives 'local' only")

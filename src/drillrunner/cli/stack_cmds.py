@@ -13,6 +13,7 @@ import typer
 app = typer.Typer(
     help="Start, stop and inspect the local stack (real servers on 127.0.0.1).",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
