@@ -76,6 +76,9 @@ def run(
         "--dry-run", help="Validate, check preflight and steady state; inject nothing.")] = False,
 ) -> None:
     """Run scenarios or drills and write an evidence bundle under reports/<run-id>/."""
+    import secrets
+    from datetime import UTC, datetime
+
     from drillrunner.cli.display import Display
     from drillrunner.engine.actions import Catalog
     from drillrunner.engine.journal import Journal
@@ -85,9 +88,6 @@ def run(
     from drillrunner.model.library import Library
     from drillrunner.paths import project_root, state_dir
     from drillrunner.report.bundle import render_bundle
-
-    import secrets
-    from datetime import UTC, datetime
 
     if target != "local":
         raise UsageError(f"unknown target {target!r}: this version drives 'local' only")
