@@ -1,0 +1,37 @@
+"""Actions that do nothing measurable, to time the engine's own overhead (engine_overhead)."""
+
+from __future__ import annotations
+
+from drillrunner.engine.actions import action, check, fault, probe
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.verdicts import CheckResult, FaultResult, Verdict
+
+
+class NoopTarget:
+    """Stands in for a target: the no-op actions never ask it anything."""
+
+    name = "noop"
+
+    def describe(self) -> dict[str, str]:
+        return {"target": "noop"}
+
+
+@probe("noop.ready")
+def ready(ctx: RunContext) -> bool:
+    return True
+
+
+@fault("noop.fault", undo="noop.undo")
+def noop_fault(ctx: RunContext) -> FaultResult:
+    ctx.will_undo("noop.undo")
+    return FaultResult(summary="nothing done")
+
+
+@action("noop.undo")
+def undo(ctx: RunContext) -> FaultResult:
+    return FaultResult(summary="nothing undone")
+
+
+@check("noop.pass")
+def passes(ctx: RunContext) -> CheckResult:
+    return CheckResult(verdict=Verdict.PASS, summary="nothing to check")
