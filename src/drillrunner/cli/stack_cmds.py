@@ -69,7 +69,8 @@ def up(
         help="First port of the stack; every member's port is offset from it "
         "(default 17000).")] = None,
     reset: Annotated[bool, typer.Option(
-        help="Return to the default settings before applying --set.")] = False,
+        help="Return to the default settings (keeping the ports) before applying --set."
+    )] = False,
     fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.TABLE,
 ) -> None:
     """Start the local stack and wait for real readiness (idempotent).
@@ -80,7 +81,11 @@ def up(
     from drillrunner.targets.local.target import LocalTarget
 
     state = _state()
-    settings = StackSettings() if reset else (load_settings(state) or StackSettings())
+    current = load_settings(state)
+    if reset:  # back to the default settings, on the ports the stack already uses
+        settings = StackSettings(port_base=current.port_base) if current else StackSettings()
+    else:
+        settings = current or StackSettings()
     if port_base is not None:
         settings = settings.model_copy(update={"port_base": port_base})
     settings = settings.with_overrides(set_ or [])

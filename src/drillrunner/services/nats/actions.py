@@ -1,0 +1,73 @@
+"""Idempotent recovery actions (the faults' undos and rollbacks): each waits until every
+node is healthy and every replica of the drill stream is current again."""
+
+from __future__ import annotations
+
+from drillrunner.engine.actions import action
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.verdicts import FaultResult
+from drillrunner.services.nats.ops import nats_ops
+from drillrunner.services.nats.topology import SERVICE, is_stopped, wait_ready
+from drillrunner.units import Duration
+from drillrunner.waiting import monotonic
+
+
+def _ready(ctx: RunContext, timeout: float, started: float) -> tuple[str | None, float]:
+    r = wait_ready(ctx.target, nats_ops(ctx.target), timeout=timeout)
+    return r.stream_leader, monotonic() - started
+
+
+@action("nats.restart_member")
+def restart_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> FaultResult:
+    """Start the node if it is down (it rejoins the cluster and catches its replica up)
+    and wait until the stream is fully replicated. Does nothing to a running node."""
+    ref = ctx.target.member(SERVICE, member)
+    t0 = monotonic()
+    started = not ctx.target.is_running(ref)
+    if started:
+        ctx.target.start(ref)
+    leader, seconds = _ready(ctx, timeout, t0)
+    return FaultResult(
+        summary=f"{'started' if started else 'already running:'} {member}; "
+                f"stream leader {leader}, replicas current after {seconds:.2f}s",
+        members=[member] if started else [], detail={"stream_leader": leader},
+        measurements={"rejoin_seconds": round(seconds, 3)},
+    )
+
+
+@action("nats.resume_member")
+def resume_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> FaultResult:
+    """Resume a paused node, then wait until the stream is fully replicated."""
+    ref = ctx.target.member(SERVICE, member)
+    t0 = monotonic()
+    resumed = ctx.target.is_running(ref) and is_stopped(ctx.target, ref)
+    if resumed:
+        ctx.target.resume(ref)
+    leader, seconds = _ready(ctx, timeout, t0)
+    return FaultResult(
+        summary=f"{'resumed' if resumed else 'not paused:'} {member}; "
+                f"stream leader {leader}, replicas current after {seconds:.2f}s",
+        members=[member] if resumed else [], detail={"stream_leader": leader},
+        measurements={"rejoin_seconds": round(seconds, 3)},
+    )
+
+
+@action("nats.restart_all")
+def restart_all(ctx: RunContext, timeout: Duration = 60.0) -> FaultResult:
+    """Resume paused nodes, start every node that is down, then wait for readiness."""
+    t0 = monotonic()
+    touched = []
+    for ref in nats_ops(ctx.target).servers():
+        if not ctx.target.is_running(ref):
+            ctx.target.start(ref)
+            touched.append(ref.name)
+        elif is_stopped(ctx.target, ref):
+            ctx.target.resume(ref)
+            touched.append(ref.name)
+    leader, seconds = _ready(ctx, timeout, t0)
+    return FaultResult(
+        summary=f"started or resumed {', '.join(touched) or 'nothing'}; stream leader "
+                f"{leader}, replicas current after {seconds:.2f}s",
+        members=touched, detail={"stream_leader": leader},
+        measurements={"rejoin_seconds": round(seconds, 3)},
+    )

@@ -1,0 +1,77 @@
+"""Faults on the NATS cluster. Each journals its undo (naming the member) first.
+
+The stream leader is always found live, from the stream's cluster info (its server name
+is the member name). A network partition is not offered on the local target: every node
+shares 127.0.0.1, so a firewall rule cannot cut one node's outgoing routes without
+cutting the others' too (see the report).
+"""
+
+from __future__ import annotations
+
+from drillrunner.engine.actions import fault
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.verdicts import FaultResult
+from drillrunner.services.nats.ops import nats_ops
+from drillrunner.services.nats.topology import SERVICE, is_stopped, member_roles, stream_leader
+from drillrunner.targets.base import MemberRef, Signal
+from drillrunner.waiting import poll_until
+
+
+@fault("nats.kill_stream_leader", undo="nats.restart_member")
+def kill_stream_leader(ctx: RunContext, signal: Signal = Signal.KILL) -> FaultResult:
+    """Kill the node leading the drill stream; the other replicas must elect a new
+    leader. Undo: restart it and wait until its replica is current again."""
+    leader = stream_leader(ctx.target)
+    ctx.will_undo("nats.restart_member", member=leader.name)
+    ctx.target.kill(leader, signal)
+    return FaultResult(summary=f"killed stream leader {leader.name} with SIG{signal}",
+                       members=[leader.name], detail={"signal": str(signal)})
+
+
+@fault("nats.destroy_stream_leader", undo="nats.restart_member")
+def destroy_stream_leader(ctx: RunContext) -> FaultResult:
+    """Kill -9 the stream leader and delete its JetStream store (a lost volume): only
+    the other replicas still hold the messages. Undo: restart it (empty, it catches up
+    from the others, if there are any)."""
+    ops = nats_ops(ctx.target)
+    leader = stream_leader(ctx.target, ops)
+    ctx.will_undo("nats.restart_member", member=leader.name)
+    ctx.target.kill(leader, Signal.KILL)
+    ops.wipe(leader.name)
+    return FaultResult(summary=f"killed stream leader {leader.name} and deleted its store",
+                       members=[leader.name],
+                       detail={"replicas": ops.stream_spec().replicas})
+
+
+@fault("nats.kill_member", undo="nats.restart_member")
+def kill_member(ctx: RunContext, member: str, signal: Signal = Signal.KILL) -> FaultResult:
+    """Kill one named node. Undo: restart it."""
+    ref = ctx.target.member(SERVICE, member)
+    role = member_roles(ctx.target).get(member)
+    ctx.will_undo("nats.restart_member", member=member)
+    ctx.target.kill(ref, signal)
+    return FaultResult(summary=f"killed {member} ({role}) with SIG{signal}",
+                       members=[member], detail={"signal": str(signal), "role": role})
+
+
+def _pause(ctx: RunContext, ref: MemberRef, role: str | None) -> FaultResult:
+    ctx.will_undo("nats.resume_member", member=ref.name)
+    ctx.target.pause(ref)
+    if ctx.target.pid(ref) is not None:  # SIGSTOP lands asynchronously: see it land
+        poll_until(lambda: is_stopped(ctx.target, ref), timeout=5.0, interval=0.01,
+                   what=f"{ref.name} to stop")
+    return FaultResult(summary=f"paused {ref.name} ({role})", members=[ref.name],
+                       detail={"role": role})
+
+
+@fault("nats.pause_member", undo="nats.resume_member")
+def pause_member(ctx: RunContext, member: str) -> FaultResult:
+    """Freeze one node (SIGSTOP): it keeps its sockets open but answers nothing, like a
+    stalled VM. Undo: resume it and wait until its replica is current."""
+    return _pause(ctx, ctx.target.member(SERVICE, member), member_roles(ctx.target).get(member))
+
+
+@fault("nats.pause_stream_leader", undo="nats.resume_member")
+def pause_stream_leader(ctx: RunContext) -> FaultResult:
+    """Freeze the node leading the drill stream (SIGSTOP). Undo: resume it."""
+    return _pause(ctx, stream_leader(ctx.target), "stream-leader")

