@@ -4,11 +4,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DRILL := $(BIN)/drill
-APT_PACKAGES := postgresql-15 redis-server redis-sentinel
+APT_PACKAGES := postgresql-15 redis-server redis-sentinel openjdk-17-jre-headless maven
 TEST_APT_PACKAGES := chromium
 PYTEST_ARGS ?=
 
-.PHONY: drill test deps venv system-deps lint bench stack-up stack-down clean
+.PHONY: drill test deps venv system-deps kafka-jars lint bench stack-up stack-down clean
 
 drill: deps ## install what is missing, start the stack, run the quarterly drill
 	$(DRILL) stack up
@@ -20,7 +20,10 @@ test: deps ## unit and integration tests against real servers
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
-deps: system-deps venv
+deps: system-deps venv kafka-jars
+
+kafka-jars: venv ## Apache Kafka's jars from Maven Central into a cache outside git
+	$(BIN)/python -m drillrunner.targets.local.kafka fetch
 
 system-deps:
 	@./scripts/install-system-deps $(APT_PACKAGES)

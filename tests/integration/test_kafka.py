@@ -1,0 +1,233 @@
+"""The Kafka driver against a real 3-node KRaft quorum (combined broker + controller) on
+127.0.0.1, with the jars fetched from Maven Central into the cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drillrunner.engine import checks
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.history import FaultEvent, History, Op, OpStatus, OpUnknown
+from drillrunner.engine.recovery import lasting_success
+from drillrunner.engine.verdicts import Verdict
+from drillrunner.services.kafka import actions, faults, member_roles, probes
+from drillrunner.services.kafka import checks as kchecks
+from drillrunner.services.kafka.workload import Acks, SequencedProduces, sequenced_produces
+from drillrunner.targets.local import kafka as local_kafka
+from drillrunner.targets.local.config import StackSettings
+from drillrunner.targets.local.target import LocalTarget
+from drillrunner.waiting import poll_until
+from tests.support import IN_CI, need_binaries
+
+pytestmark = pytest.mark.integration
+
+PORT_BASE = 22000
+WORKLOAD = "kafka.sequenced_produces"
+RATE = 100.0  # produces per second
+
+
+def make_target(state: Path) -> LocalTarget:
+    return LocalTarget(state, StackSettings(port_base=PORT_BASE))
+
+
+def need_kafka_jars() -> None:
+    try:
+        local_kafka.check_jars()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"{exc} (CI=true: a missing server is a failure)")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    need_binaries("java", install="openjdk-17-jre-headless")
+    need_kafka_jars()
+    pytest.importorskip("confluent_kafka")
+    folder = tmp_path_factory.mktemp("drill-kafka")
+    folder.chmod(0o755)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRILL_STATE_DIR", str(folder))
+        try:
+            t0 = time.monotonic()
+            make_target(folder).deployment("kafka").up()
+            print(f"\nkafka up (format + 3 JVMs + topic, ISR 3) in {time.monotonic() - t0:.1f}s")
+            yield folder
+        finally:
+            make_target(folder).deployment("kafka").down()
+
+
+@pytest.fixture
+def target(state: Path) -> LocalTarget:
+    return make_target(state)
+
+
+def make_ctx(target: LocalTarget, scenario: str) -> RunContext:
+    events: list[tuple[str, dict[str, Any]]] = []
+    undos: list[tuple[str, dict[str, Any]]] = []
+    ctx = RunContext(target=target, scenario=scenario, history=History(),
+                     record=lambda event, **data: events.append((event, data)),
+                     _undo_sink=lambda action, args: undos.append((action, args)))
+    ctx.stash["undos"] = undos
+    ctx.stash["events"] = events
+    return ctx
+
+
+class Writer:
+    """Drives the workload client from one thread at RATE, recording every op."""
+
+    def __init__(self, ctx: RunContext, client: SequencedProduces) -> None:
+        self.ctx, self.client = ctx, client
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        ctx.workloads[WORKLOAD] = client
+
+    def _run(self) -> None:
+        seq = 0
+        while not self.stop.is_set():
+            seq += 1
+            invoked = time.monotonic()
+            status, error = OpStatus.OK, None
+            try:
+                self.client.write(seq)
+            except OpUnknown as exc:
+                status, error = OpStatus.UNKNOWN, str(exc)
+            except Exception as exc:
+                status, error = OpStatus.FAIL, str(exc)
+            completed = time.monotonic()
+            self.ctx.history.add_op(Op(WORKLOAD, seq, invoked, completed, status, error))
+            self.stop.wait(max(0.0, 1.0 / RATE - (completed - invoked)))
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        self.wait_ok(20, timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(15)
+
+    def ok_count(self) -> int:
+        return sum(1 for o in self.ctx.history.ops(WORKLOAD) if o.status is OpStatus.OK)
+
+    def wait_ok(self, more: int, timeout: float = 10.0) -> None:
+        goal = self.ok_count() + more
+        poll_until(lambda: self.ok_count() >= goal, timeout=timeout,
+                   what=f"{more} acknowledged produces")
+
+    def wait_recovered(self, since: float, timeout: float = 60.0) -> None:
+        poll_until(lambda: lasting_success(self.ctx.history.ops(WORKLOAD), since, 20, 0.3),
+                   timeout=timeout, what="the workload to recover")
+
+
+def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
+    invoked = time.monotonic()
+    result = fn(ctx, **args)
+    ctx.history.add_fault(FaultEvent(name, invoked, time.monotonic(), True))
+    return result
+
+
+def with_role(roles: dict[str, str], role: str) -> list[str]:
+    return sorted(n for n, r in roles.items() if r.split("+")[0] == role)
+
+
+def test_up_is_idempotent_and_roles_are_discovered(target: LocalTarget) -> None:
+    t0 = time.monotonic()
+    target.deployment("kafka").up()
+    assert time.monotonic() - t0 < 5.0  # nothing to start, already ready
+    roles = member_roles(target)
+    print(f"\nroles: {roles}")
+    assert len(with_role(roles, "leader")) == 1
+    assert len(with_role(roles, "follower")) == 2
+    assert sum(r.endswith("+controller") for r in roles.values()) == 1
+    ctx = make_ctx(target, "probe")
+    assert probes.ready(ctx) is True
+    assert probes.in_sync_replicas(ctx) == 3
+    assert probes.min_insync_replicas(ctx) == 2
+    assert probes.controller(ctx) in roles
+
+
+def test_kill_leader_loses_no_acked_write_with_acks_all(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "leader-loss")
+    old, = with_role(member_roles(target), "leader")
+    with Writer(ctx, sequenced_produces(ctx, acks=Acks.ALL, timeout=2.0)) as w:
+        w.wait_ok(100)
+        result = inject(ctx, "kafka.kill_leader", faults.kill_leader)
+        assert result.members == [old]
+        assert ctx.stash["undos"] == [("kafka.restart_member", {"member": old})]
+        w.wait_recovered(ctx.history.faults()[0].returned)
+        w.wait_ok(100)
+    rto = checks.recovered_within_slo(ctx, rto=30.0)
+    lost = checks.no_acknowledged_write_lost(ctx)
+    offsets = kchecks.acknowledged_offsets_intact(ctx)
+    print(f"\nkill leader {old}, acks=all: {rto.summary}; {lost.summary}; {offsets.summary}")
+    assert rto.verdict is Verdict.PASS, rto
+    assert lost.verdict is Verdict.PASS, lost
+    assert offsets.verdict is Verdict.PASS, offsets
+    assert offsets.measurements["duplicate_messages"] == 0
+    # The same history judged against an SLO it cannot meet: the check FAILS with figures.
+    tight = checks.recovered_within_slo(ctx, rto=0.05)
+    assert tight.verdict is Verdict.FAIL and tight.measurements["rto_seconds"]
+    roles = member_roles(target)
+    assert roles[old] == "down" and with_role(roles, "leader") != [old]
+    t0 = time.monotonic()
+    actions.restart_member(ctx, member=old)
+    print(f"{old} restarted and ISR full again in {time.monotonic() - t0:.1f}s")
+    assert member_roles(target)[old].split("+")[0] in ("follower", "leader")
+    assert probes.in_sync_replicas(ctx) == 3
+
+
+def test_acks1_with_lagging_followers_loses_acked_writes(target: LocalTarget) -> None:
+    """acks=1: the leader acknowledges before any follower has the message. Followers that
+    lag (frozen here) when the leader dies become leader from the ISR without those
+    messages: acknowledged writes are lost, and the checks must FAIL."""
+    ctx = make_ctx(target, "leader-loss-acks1")
+    old, = with_role(member_roles(target), "leader")
+    with Writer(ctx, sequenced_produces(ctx, acks=Acks.ONE, timeout=2.0)) as w:
+        w.wait_ok(50)
+        inject(ctx, "kafka.pause_followers", faults.pause_followers)
+        w.wait_ok(100)  # acknowledged by the leader alone
+        inject(ctx, "kafka.kill_leader", faults.kill_leader)
+        actions.resume_all(ctx, wait=False)
+        w.wait_recovered(ctx.history.faults()[-1].returned, timeout=90)
+        w.wait_ok(50)
+    rto = checks.recovered_within_slo(ctx, rto=60.0, from_fault="kafka.kill_leader")
+    lost = checks.no_acknowledged_write_lost(ctx)
+    offsets = kchecks.acknowledged_offsets_intact(ctx)
+    print(f"\nacks=1, followers frozen, leader {old} killed: {rto.summary}; {lost.summary}; "
+          f"{offsets.summary}")
+    assert lost.verdict is Verdict.FAIL, lost
+    assert int(lost.measurements["lost_acknowledged_writes"] or 0) > 0
+    assert offsets.verdict is Verdict.FAIL, offsets
+    actions.restart_member(ctx, member=old)
+    assert probes.ready(ctx)
+
+
+def test_pause_follower_then_resume(target: LocalTarget) -> None:
+    ctx = make_ctx(target, "pause")
+    roles = member_roles(target)
+    victim = with_role(roles, "follower")[0]
+    with Writer(ctx, sequenced_produces(ctx, acks=Acks.ALL, timeout=2.0)) as w:
+        inject(ctx, "kafka.pause_member", faults.pause_member, member=victim)
+        assert member_roles(target)[victim] == "paused"
+        # acks=all waits for every ISR member until the frozen one leaves the ISR (5 s).
+        poll_until(lambda: probes.in_sync_replicas(ctx) == 2, timeout=30,
+                   what=f"{victim} to leave the ISR")
+        w.wait_recovered(ctx.history.faults()[0].returned)
+        t0 = time.monotonic()
+        actions.resume_member(ctx, member=victim)
+        print(f"\n{victim} resumed, ISR full again in {time.monotonic() - t0:.1f}s")
+        w.wait_ok(50)
+    rto = checks.recovered_within_slo(ctx, rto=30.0)
+    lost = checks.no_acknowledged_write_lost(ctx)
+    print(f"pause follower {victim}: {rto.summary}; {lost.summary}")
+    assert rto.verdict is Verdict.PASS, rto
+    assert lost.verdict is Verdict.PASS, lost
+    assert member_roles(target)[victim].split("+")[0] == "follower"
+
