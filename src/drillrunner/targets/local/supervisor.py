@@ -20,6 +20,10 @@ from drillrunner.errors import StackError
 from drillrunner.waiting import WaitTimeout, poll_until
 
 
+class _Exited(Exception):
+    """The process ended while drill waited for it to open its port."""
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
     name: str
@@ -155,13 +159,15 @@ class Supervisor:
         self._children[proc.pid] = proc
         record = {"pid": proc.pid, "start_ticks": _start_ticks(proc.pid), "argv": spec.argv}
         self._record(spec.name).write_text(json.dumps(record))
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise _Exited  # no use waiting out the timeout
+            return port_accepts(spec.port)
+
         try:
-            poll_until(
-                lambda: proc.poll() is None and port_accepts(spec.port),
-                timeout=ready_timeout,
-                what=f"{spec.name} to accept connections on port {spec.port}",
-            )
-        except WaitTimeout:
+            poll_until(ready, timeout=ready_timeout,
+                       what=f"{spec.name} to accept connections on port {spec.port}")
+        except (WaitTimeout, _Exited):
             code = proc.poll()
             tail = tail_text(spec.log, 8)
             state = f"exited with code {code}" if code is not None else "did not open its port"

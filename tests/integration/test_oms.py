@@ -1,0 +1,295 @@
+"""The OMS stand-in against real PostgreSQL (primary + replica) and Redis (primary,
+replica, 3 sentinels) on 127.0.0.1: every claim's check on the sound stack and FAILING on
+its broken variant."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drillrunner.engine.context import RunContext
+from drillrunner.engine.history import FaultEvent, History, OpStatus
+from drillrunner.engine.verdicts import CheckResult, Verdict
+from drillrunner.services.oms import checks, faults, killswitch, member_roles, orders, probes
+from drillrunner.services.oms.workload import WORKLOAD
+from drillrunner.targets.local.config import OmsSettings, StackSettings
+from drillrunner.targets.local.supervisor import port_in_use
+from drillrunner.targets.local.target import LocalTarget
+from drillrunner.waiting import poll_until
+from tests.support import IN_CI, need_binaries
+
+pytestmark = pytest.mark.integration
+
+PORT_BASE = 24000
+SERVICES = ("timescaledb", "redis", "oms")
+
+
+def make_target(state: Path, **oms: Any) -> LocalTarget:
+    return LocalTarget(state, StackSettings(port_base=PORT_BASE, oms=OmsSettings(**oms)))
+
+
+@pytest.fixture(scope="module")
+def state() -> Iterator[Path]:
+    need_binaries("redis-server", "redis-sentinel",
+                  install="the Debian packages redis-server and redis-sentinel")
+    need_binaries("/usr/lib/postgresql/15/bin/postgres", install="the Debian package postgresql-15")
+    need_python("fastapi", "uvicorn", "httpx")
+    # Not under pytest's 0700 basetemp: PostgreSQL runs as the postgres user.
+    folder = Path(tempfile.mkdtemp(prefix="drill-oms-"))
+    folder.chmod(0o755)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRILL_STATE_DIR", str(folder))
+        try:
+            target = make_target(folder)
+            for service in SERVICES:
+                t0 = time.monotonic()
+                target.deployment(service).up()
+                print(f"\n{service} up in {time.monotonic() - t0:.2f}s")
+            yield folder
+        finally:
+            target = make_target(folder)
+            for service in reversed(SERVICES):
+                target.deployment(service).down()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def need_python(*modules: str) -> None:
+    """Skip when the app's packages are missing, but FAIL under CI=true."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        msg = f"missing Python packages {', '.join(missing)}: pip install {' '.join(missing)}"
+        pytest.fail(msg) if IN_CI else pytest.skip(msg)
+
+
+@pytest.fixture
+def target(state: Path) -> LocalTarget:
+    return make_target(state)
+
+
+def variant(state: Path, **oms: Any) -> LocalTarget:
+    """The stack with changed OMS settings: up() restarts oms-0 with them."""
+    broken = make_target(state, **oms)
+    broken.deployment("oms").up()
+    return broken
+
+
+def make_ctx(target: LocalTarget, scenario: str) -> RunContext:
+    undos: list[tuple[str, dict[str, Any]]] = []
+    ctx = RunContext(target=target, scenario=scenario, history=History(),
+                     record=lambda event, **data: None,
+                     _undo_sink=lambda action, args: undos.append((action, args)))
+    ctx.stash["undos"] = undos
+    return ctx
+
+
+def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
+    invoked = time.monotonic()
+    result = fn(ctx, **args)
+    ctx.history.add_fault(FaultEvent(name, invoked, time.monotonic(), True))
+    return result
+
+
+def finish(ctx: RunContext) -> None:
+    orders.stop_orders(ctx)
+    for client in ctx.workloads.values():
+        client.close()
+
+
+def show(result: CheckResult) -> None:
+    print(f"\n{result.verdict}: {result.summary}\n  {result.measurements}")
+
+
+def test_up_is_idempotent_and_orders_are_blocked_by_default(target: LocalTarget) -> None:
+    t0 = time.monotonic()
+    target.deployment("oms").up()
+    assert time.monotonic() - t0 < 2.0  # running with the same settings: nothing to do
+    assert member_roles(target) == {"oms-0": "ready"}
+    ctx = make_ctx(target, "probe")
+    assert probes.live(ctx) and probes.ready(ctx)
+    assert probes.kill_switch_state(ctx) == "engaged"  # fresh Redis: the file's default
+    assert probes.breaker_state(ctx) == "closed"
+    orders.send_orders(ctx, count=3)
+    ops = ctx.history.ops(WORKLOAD)
+    assert [o.status for o in ops] == [OpStatus.FAIL] * 3
+    assert all("kill-switch-engaged" in (o.error or "") for o in ops)
+    finish(ctx)
+    # Secrets stay out of argv: the conninfo is in a 0600 file only.
+    spec = target.deployment("oms").spec("oms-0")
+    assert not any("host=" in a for a in spec.argv)
+    assert (Path(spec.argv[-1]).stat().st_mode & 0o777) == 0o600
+
+
+def run_fail_closed(target: LocalTarget, scenario: str) -> CheckResult:
+    ctx = make_ctx(target, scenario)
+    try:
+        inject(ctx, "oms.disengage_kill_switch", killswitch.disengage_kill_switch)
+        inject(ctx, "oms.start_orders", orders.start_orders, rate=20.0, timeout=2.0)
+        inject(ctx, "oms.redis_unreachable", faults.redis_unreachable)
+        assert probes.kill_switch_state(ctx) == "unknown"
+        n = len(ctx.history.ops(WORKLOAD))
+        poll_until(lambda: len(ctx.history.ops(WORKLOAD)) >= n + 10, timeout=20,
+                   what="orders during the outage")
+        inject(ctx, "oms.redis_reachable", faults.redis_reachable)
+        poll_until(lambda: probes.orders_flowing(ctx, settle=0.5), timeout=30,
+                   what="orders accepted again")
+        result = checks.kill_switch_fail_closed(ctx)
+    finally:
+        finish(ctx)
+        faults.redis_reachable(ctx)
+        killswitch.restore_kill_switch(ctx, previous=None)
+    show(result)
+    return result
+
+
+def test_kill_switch_fails_closed_when_redis_is_unreachable(target: LocalTarget) -> None:
+    result = run_fail_closed(target, "fail-closed")
+    assert result.verdict is Verdict.PASS, result
+    assert result.measurements["orders_accepted_while_unreadable"] == 0
+    assert int(result.measurements["orders_while_unreadable"] or 0) >= 10
+    assert result.measurements["lost_acknowledged_writes"] == 0
+
+
+def test_kill_switch_failing_open_fails_the_check(state: Path) -> None:
+    broken = variant(state, kill_switch_fail_closed=False)
+    try:
+        result = run_fail_closed(broken, "fail-open")
+        assert result.verdict is Verdict.FAIL, result
+        assert int(result.measurements["orders_accepted_while_unreadable"] or 0) > 0
+    finally:
+        variant(state)
+
+
+def run_restart(target: LocalTarget, scenario: str) -> CheckResult:
+    ctx = make_ctx(target, scenario)
+    try:
+        inject(ctx, "oms.engage_kill_switch", killswitch.engage_kill_switch)
+        inject(ctx, "oms.kill", faults.kill)
+        assert member_roles(target) == {"oms-0": "down"}
+        inject(ctx, "oms.forget_kill_switch", killswitch.forget_kill_switch)
+        started = faults.start(ctx)
+        print(f"\nrestart: {started.summary} {started.measurements}")
+        orders.send_orders(ctx, count=10)
+        result = checks.kill_switch_survives_restart(ctx)
+    finally:
+        finish(ctx)
+        for action, args in reversed(ctx.stash["undos"]):
+            {"oms.start": faults.start,
+             "oms.restore_kill_switch": killswitch.restore_kill_switch}[action](ctx, **args)
+    show(result)
+    return result
+
+
+def test_kill_switch_survives_restart(target: LocalTarget) -> None:
+    result = run_restart(target, "restart")
+    assert result.verdict is Verdict.PASS, result
+    assert result.measurements["orders_accepted_after_restart"] == 0
+
+
+def test_kill_switch_default_disengaged_fails_the_restart_check(state: Path) -> None:
+    broken = variant(state, kill_switch_default="disengaged")
+    try:
+        result = run_restart(broken, "restart-default-off")
+        assert result.verdict is Verdict.FAIL, result
+        assert result.evidence["state_after_restart"] == "disengaged"
+        assert int(result.measurements["orders_accepted_after_restart"] or 0) > 0
+    finally:
+        variant(state)
+
+
+def run_breaker(target: LocalTarget, scenario: str) -> CheckResult:
+    ctx = make_ctx(target, scenario)
+    try:
+        inject(ctx, "oms.disengage_kill_switch", killswitch.disengage_kill_switch)
+        inject(ctx, "oms.start_orders", orders.start_orders, rate=20.0, timeout=2.0)
+        paused = inject(ctx, "oms.pause_postgres_primary", faults.pause_postgres_primary,
+                        observe=6.0)
+        print(f"\n{paused.summary}")
+        n = len(ctx.history.ops(WORKLOAD))
+        poll_until(lambda: len(ctx.history.ops(WORKLOAD)) >= n + 4, timeout=20,
+                   what="orders while PostgreSQL is frozen")
+        resumed = inject(ctx, "oms.resume_postgres", faults.resume_postgres)
+        print(resumed.summary)
+        poll_until(lambda: probes.orders_flowing(ctx, settle=0.5), timeout=30,
+                   what="orders accepted again")
+        result = checks.circuit_breaker_opens(ctx)
+    finally:
+        finish(ctx)
+        faults.resume_postgres(ctx)
+        killswitch.restore_kill_switch(ctx, previous=None)
+    show(result)
+    return result
+
+
+def test_circuit_breaker_opens_and_recovers(target: LocalTarget) -> None:
+    result = run_breaker(target, "breaker")
+    assert result.verdict is Verdict.PASS, result
+    assert result.measurements["lost_acknowledged_writes"] == 0
+    assert int(result.measurements["fast_rejections"] or 0) > 0
+
+
+def test_without_circuit_breaker_the_check_fails(state: Path) -> None:
+    broken = variant(state, circuit_breaker=False)
+    try:
+        assert probes.breaker_state(make_ctx(broken, "p")) == "disabled"
+        result = run_breaker(broken, "no-breaker")
+        assert result.verdict is Verdict.FAIL, result
+        assert "the breaker never opened" in result.evidence["problems"]
+        assert int(result.measurements["orders_timed_out"] or 0) > 0
+    finally:
+        variant(state)
+
+
+def test_readiness_blind_to_dependencies_fails_the_check(state: Path) -> None:
+    broken = variant(state, readiness_checks_dependencies=False)
+    try:
+        result = run_breaker(broken, "blind-readiness")
+        assert result.verdict is Verdict.FAIL, result
+        assert "/readyz stayed 200 with PostgreSQL frozen" in result.evidence["problems"]
+    finally:
+        variant(state)
+
+
+def run_guard(target: LocalTarget, scenario: str) -> CheckResult:
+    ctx = make_ctx(target, scenario)
+    try:
+        inject(ctx, "oms.restart_with", faults.restart_with, environment="production",
+               simulation=True, timeout=5.0)
+        result = checks.simulation_guard(ctx)
+    finally:
+        faults.start(ctx)
+    show(result)
+    return result
+
+
+def test_simulation_guard_refuses_production_simulation(target: LocalTarget) -> None:
+    result = run_guard(target, "guard")
+    assert result.verdict is Verdict.PASS, result
+    assert "refusing to start" in result.evidence["log_tail"]
+    assert probes.ready(make_ctx(target, "after"))  # the undo brought the real one back
+
+
+def test_without_simulation_guard_the_check_fails(state: Path) -> None:
+    broken = variant(state, simulation_guard=False)
+    try:
+        result = run_guard(broken, "no-guard")
+        assert result.verdict is Verdict.FAIL, result
+        assert result.evidence["info"]["simulation"] is True
+    finally:
+        variant(state)
+
+
+def test_down_leaves_no_process(state: Path) -> None:
+    target = make_target(state)
+    dep = target.deployment("oms")
+    dep.down()
+    for m in dep.members():
+        assert target.pid(m) is None and not port_in_use(m.port)
+    dep.up()
+    assert member_roles(target) == {"oms-0": "ready"}
