@@ -94,9 +94,9 @@ def up(
         dep.check_binaries()
     save_settings(state, settings)
     started = time.monotonic()
-    for dep in target.deployments():
-        typer.echo(f"starting {dep.service}...", err=True)
-        dep.up()
+    typer.echo("starting the stack...", err=True)
+    target.up(lambda service, seconds: typer.echo(f"  {service} ready ({seconds:.1f}s)",
+                                                   err=True))
     typer.echo(f"stack ready in {time.monotonic() - started:.1f}s", err=True)
     _print_rows(member_rows(target), fmt)
 

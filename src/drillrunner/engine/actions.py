@@ -28,6 +28,10 @@ SERVICE_MODULES = (
     "drillrunner.engine.checks",
     "drillrunner.services.timescaledb",
     "drillrunner.services.redis",
+    "drillrunner.services.oms",
+    "drillrunner.services.nats",
+    "drillrunner.services.feast",
+    "drillrunner.services.kafka",
 )
 
 

@@ -32,7 +32,7 @@ class ProcessSpec:
     log: Path
     cwd: Path
     user: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # may hold a password
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -6,6 +6,9 @@ import importlib
 import os
 import signal
 import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,14 @@ from drillrunner.targets.local.supervisor import Supervisor, tail_text, tree_pid
 DEPLOYMENTS = {
     "timescaledb": "drillrunner.targets.local.postgres:PostgresDeployment",
     "redis": "drillrunner.targets.local.redis:RedisDeployment",
+    "oms": "drillrunner.targets.local.oms:OmsDeployment",
+    "nats": "drillrunner.targets.local.nats:NatsDeployment",
+    "feast": "drillrunner.targets.local.feast:FeastDeployment",
+    "kafka": "drillrunner.targets.local.kafka:KafkaDeployment",
 }
+
+# Services that need others running before they start; the rest start side by side.
+DEPENDS_ON = {"oms": ("timescaledb", "redis"), "feast": ("timescaledb", "redis")}
 
 _SIGNALS = {Signal.KILL: signal.SIGKILL, Signal.TERM: signal.SIGTERM}
 
@@ -49,6 +59,26 @@ class LocalTarget:
 
     def deployments(self) -> list[LocalDeployment]:
         return [self.deployment(s) for s in DEPLOYMENTS]
+
+    def up(self, on_ready: Callable[[str, float], None] = lambda _s, _t: None) -> None:
+        """Start every service, in waves: those without dependencies side by side (their
+        waits overlap: JVM start-up, sentinel discovery), then the ones that need them."""
+        for dep in self.deployments():
+            dep.check_binaries()
+        done: set[str] = set()
+        while len(done) < len(DEPLOYMENTS):
+            wave = [s for s in DEPLOYMENTS if s not in done
+                    and all(d in done for d in DEPENDS_ON.get(s, ()))]
+            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+                futures = {s: pool.submit(self._up_one, s) for s in wave}
+            for service, future in futures.items():
+                on_ready(service, future.result())  # re-raises the first failure
+            done.update(wave)
+
+    def _up_one(self, service: str) -> float:
+        started = time.monotonic()
+        self.deployment(service).up()
+        return time.monotonic() - started
 
     def members(self, service: str) -> list[MemberRef]:
         members: list[MemberRef] = self.deployment(service).members()

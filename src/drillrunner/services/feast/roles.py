@@ -1,0 +1,43 @@
+"""The feature server's live state, as its process and its /health endpoint show it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from drillrunner.services.feast import http
+from drillrunner.services.feast.ops import SERVICE, feast_ops
+from drillrunner.targets.base import Target
+
+
+class Role(StrEnum):
+    SERVING = "serving"  # /health answers 200 (which says little: see feast.health)
+    UNHEALTHY = "unhealthy"  # /health answers something else
+    UNRESPONSIVE = "unresponsive"  # running, but /health does not answer
+    PAUSED = "paused"
+    DOWN = "down"
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2 :].split()[0] == "T"
+
+
+def member_roles(target: Target) -> dict[str, str]:
+    ops = feast_ops(target)
+    out = {}
+    for m in target.members(SERVICE):
+        pid = target.pid(m)
+        if pid is None:
+            role = Role.DOWN
+        elif _stopped(pid):
+            role = Role.PAUSED
+        else:
+            status = http.health(ops.base_url(), timeout=1.0)
+            role = (Role.UNRESPONSIVE if status is None
+                    else Role.SERVING if status == 200 else Role.UNHEALTHY)
+        out[m.name] = role.value
+    return out
