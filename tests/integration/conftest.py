@@ -17,11 +17,18 @@ ROOT = Path(__file__).resolve().parents[2]
 PORT_BASE = 17100  # away from the default stack (17000) a developer may have running
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the whole stack run last, so it is up once and not beside the per-service
+    stacks of the other integration tests (two cores)."""
+    items.sort(key=lambda item: "drill_stack" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(scope="session")
 def drill_stack() -> Iterator[Path]:
     """`drill stack up` on fresh state; always `drill stack down` at the end."""
     need_binaries("redis-server", "redis-sentinel", install="redis-server redis-sentinel")
     need_binaries("/usr/lib/postgresql/15/bin/postgres", install="postgresql-15")
+    need_binaries("java", install="openjdk-17-jre-headless")
     state = Path(tempfile.mkdtemp(prefix="drill-it-"))
     state.chmod(0o755)  # PostgreSQL runs as the postgres user and must reach its data
     old = os.environ.get("DRILL_STATE_DIR")

@@ -140,15 +140,18 @@ def _print_summary(view: Any, bundle: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("scenario", "outcome", "RTO", "acked writes", "lost", "why", title=view.run_id)
+    table = Table("scenario", "outcome", "RTO", "acked writes", "lost", title=view.run_id)
     for s in view.scenarios:
         m = s.measurements
         rto = (f"{m['rto_seconds']:.3f}s ± {m.get('rto_error_seconds') or 0:.3f}s"
                if m.get("rto_seconds") is not None else "n/a")
         table.add_row(s.name, s.outcome, rto, str(m.get("acknowledged_writes", "n/a")),
-                      str(m.get("lost_acknowledged_writes", "n/a")), s.reason)
+                      str(m.get("lost_acknowledged_writes", "n/a")))
     console = Console()
     console.print(table)
+    for s in view.scenarios:
+        if s.outcome != "passed":
+            console.print(f"{s.name}: {s.outcome}: {s.reason}", highlight=False)
     console.print(f"outcome: [bold]{view.outcome}[/]")
     console.print(f"evidence bundle: {bundle}")
 
