@@ -80,6 +80,19 @@ def test_aof_off_loses_writes_on_restart(drill_stack: Path, tmp_path: Path) -> N
     assert s["measurements"]["lost_acknowledged_writes"] > 0
 
 
+def test_no_stack_secret_reaches_the_bundle(drill_stack: Path, tmp_path: Path) -> None:
+    """The stack's Feast role has a real password (its PostgreSQL offline store needs one):
+    after a drill that uses it, no file of the evidence bundle holds it."""
+    secret = (drill_stack / "feast" / "pg-password").read_text().strip()
+    assert len(secret) >= 12
+    run_drill(tmp_path, "feast-online-store-loss")
+    bundle = next(p for p in tmp_path.iterdir() if p.is_dir())
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    assert any(p.parent.name == "artifacts" for p in files)
+    for path in files:
+        assert secret not in path.read_text(errors="replace"), path
+
+
 def test_feast_health_ignoring_its_online_store_is_reported(drill_stack: Path,
                                                          tmp_path: Path) -> None:
     code, summary = run_drill(tmp_path, "feast-health-reflects-dependencies")
