@@ -8,14 +8,17 @@ APT_PACKAGES := postgresql-15 redis-server redis-sentinel openjdk-17-jre-headles
 TEST_APT_PACKAGES := chromium
 PYTEST_ARGS ?=
 
-.PHONY: drill test deps venv system-deps kafka-jars lint bench stack-up stack-down clean
+K8S_TESTBED := ./scripts/build-k8s-testbed
+
+.PHONY: drill test test-k8s k8s-testbed deps venv system-deps kafka-jars lint bench stack-up stack-down clean
 
 drill: deps ## install what is missing, start the stack, run the quarterly drill
 	$(DRILL) stack up
 	$(DRILL) run quarterly-dr
 
-test: deps ## unit and integration tests against real servers
+test: deps ## unit and integration tests against real servers (and tests/k8s when built)
 	@./scripts/install-system-deps $(TEST_APT_PACKAGES)
+	@if [ "$${CI:-}" = true ]; then $(K8S_TESTBED); fi
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
@@ -35,6 +38,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,feast]'
 	touch $@
+
+k8s-testbed: ## build (or reuse) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok
+	$(K8S_TESTBED)
+
+test-k8s: venv k8s-testbed ## the kind target against a real control plane (kwok nodes, no containers)
+	$(BIN)/pytest tests/k8s $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 lint: venv
 	$(BIN)/ruff check src tests bench

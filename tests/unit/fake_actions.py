@@ -58,6 +58,37 @@ def interrupt_me(ctx: RunContext) -> FaultResult:
     return FaultResult(summary="not reached")
 
 
+@fault("fake.crash_after_intent", undo="fake.fix")
+def crash_after_intent(ctx: RunContext) -> FaultResult:
+    ctx.will_undo("fake.fix")
+    _t(ctx).log.append("half-broken")
+    _t(ctx).up = False
+    raise RuntimeError("fault bug after its undo was journaled")
+
+
+@fault("fake.hang", undo="fake.fix")
+def hang(ctx: RunContext, seconds: Duration = 30.0) -> FaultResult:
+    ctx.will_undo("fake.fix")
+    _t(ctx).log.append("hang")
+    try:
+        time.sleep(seconds)
+    except Exception:  # a careless fault must not swallow the deadline
+        _t(ctx).log.append("swallowed")
+    return FaultResult(summary="not reached")
+
+
+@fault("fake.break_two", undo="fake.fix", disrupts=2)
+def break_two(ctx: RunContext) -> FaultResult:
+    ctx.will_undo("fake.fix")
+    return FaultResult(summary="two down")
+
+
+@fault("fake.break_tier", undo="fake.fix", disrupts="all")
+def break_tier(ctx: RunContext) -> FaultResult:
+    ctx.will_undo("fake.fix")
+    return FaultResult(summary="tier down")
+
+
 @action("fake.fix")
 def fix(ctx: RunContext) -> FaultResult:
     _t(ctx).log.append("fix")

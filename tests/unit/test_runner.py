@@ -104,3 +104,34 @@ def test_dry_run_is_inconclusive_and_injects_nothing(tmp_path: Path) -> None:
     res, target, _, events = run(tmp_path, "  - fake.break_it: {}", dry_run=True)
     assert res.outcome is Outcome.INCONCLUSIVE
     assert target.log == [] and "fault-invoke" not in events
+
+
+def test_exception_after_undo_journaled_still_undoes(tmp_path: Path) -> None:
+    res, target, _, events = run(tmp_path, "  - fake.crash_after_intent: {}")
+    assert res.outcome is Outcome.ERROR
+    assert "fault bug after its undo was journaled" in res.reason
+    assert target.log == ["half-broken", "fix", "rollback"]
+    assert events.index("undo-intent") < events.index("error") < events.index("undo-done")
+
+
+def test_scenario_deadline_ends_as_error_and_rolls_back(tmp_path: Path) -> None:
+    import time
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.format(faults="  - fake.hang: {seconds: 30s}",
+                                    verify=DEFAULT_VERIFY) + "timeout: 1500ms\n")
+    doc, problems = load(path)
+    assert doc is not None and not problems
+    target = FakeTarget()
+    journal = Journal(tmp_path / "journal.jsonl")
+    runner = Runner(target, CATALOG, journal, Phases())  # type: ignore[arg-type]
+    started = time.monotonic()
+    with runner.signals():
+        res = runner.run_scenario(doc)
+    journal.close()
+    assert time.monotonic() - started < 10
+    assert res.outcome is Outcome.ERROR
+    assert "1.5s deadline passed during faults" in res.reason
+    assert target.log == ["hang", "fix", "rollback"]  # not swallowed by `except Exception`
+    events = [e["event"] for e in read(journal.path)]
+    assert "undo-done" in events and "rollback-done" in events

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from drillrunner.cli import catalog_cmds, run_cmds, stack_cmds
+from drillrunner.cli import audit_cmds, catalog_cmds, cluster_cmds, run_cmds, stack_cmds
 from drillrunner.errors import DrillError, ExitCode, InvalidInput
 
 app = typer.Typer(
@@ -26,7 +26,9 @@ app = typer.Typer(
 )
 catalog_cmds.register(app)
 run_cmds.register(app)
+audit_cmds.register(app)
 app.add_typer(stack_cmds.app, name="stack")
+app.add_typer(cluster_cmds.app, name="cluster")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,17 @@ def _preflight(target: Any) -> None:
     down = [m.name for dep in target.deployments() for m in dep.members()
             if not target.is_running(m)]
     if down:
-        raise StackError(f"stack members not running: {', '.join(down)}; run 'drill stack up'")
+        up = "drill cluster up" if target.name == "kind" else "drill stack up"
+        raise StackError(f"stack members not running: {', '.join(down)}; run '{up}'")
+
+
+def _check_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write there (permission denied)")
 
 
 def _bundle_dir(out: Path, run_id: str) -> Path:
@@ -65,15 +75,32 @@ def _bundle_dir(out: Path, run_id: str) -> Path:
     return bundle
 
 
+def _audit_events(root: Path, paths: list[str] | None, skip: bool) -> list[dict[str, Any]]:
+    """`audit-rule` events of the static audit (`drill audit`) for the run's journal."""
+    default = root / "deploy" / "k8s"
+    if skip or (not paths and not default.is_dir()):
+        return []
+    from drillrunner.audit import audit_paths, journal_events
+
+    return journal_events(audit_paths(paths or [str(default)])[1])
+
+
 def run(
     refs: Annotated[list[str], typer.Argument(
         help="Scenario or drill names (see 'drill list') or paths to their files.",
         metavar="NAME_OR_PATH...")],
-    target: Annotated[str, typer.Option(help="Where the stack runs: local.")] = "local",
+    target: Annotated[str, typer.Option(help="Where the stack runs: local or kind.")] = "local",
+    context: Annotated[str | None, typer.Option(
+        help="Kube context for --target kind (default: the kubeconfig's current one; must "
+        "match $DRILL_KUBE_CONTEXTS, default kind-*).")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Folder for evidence bundles (default: reports/ in the project).")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Validate, check preflight and steady state; inject nothing.")] = False,
+    audit: Annotated[list[str] | None, typer.Option(
+        "--audit", metavar="PATH", help="Manifests whose static audit feeds the claim "
+        "matrix (repeatable; default: deploy/k8s of the project when it exists).")] = None,
+    no_audit: Annotated[bool, typer.Option("--no-audit", help="Skip the static audit.")] = False,
 ) -> None:
     """Run scenarios or drills and write an evidence bundle under reports/<run-id>/."""
     import secrets
@@ -86,19 +113,19 @@ def run(
     from drillrunner.engine.runner import Runner
     from drillrunner.engine.verdicts import Outcome
     from drillrunner.model.library import Library
-    from drillrunner.paths import project_root, state_dir
+    from drillrunner.paths import project_root
     from drillrunner.report.bundle import render_bundle
 
-    if target != "local":
-        raise UsageError(f"unknown target {target!r}: this version drives 'local' only")
     root = project_root()
     catalog = Catalog.load()
     docs = Library(root).resolve(refs, catalog)
-    from drillrunner.targets.local.target import LocalTarget
+    audits = _audit_events(root, audit, no_audit)  # before the lock: unreadable input exits 2
+    from drillrunner.targets.kind.select import open_target
 
-    tgt = LocalTarget(state_dir())
+    tgt = open_target(target, context)  # kind: refuses a context off the allow-list first
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
     reports = out or root / "reports"
+    _check_out(reports)  # before the lock and the stack: a bad --out is a usage error
     lock = TargetLock(tgt.state, run_id, reports / run_id / "journal.jsonl")
     lock.acquire()
     try:
@@ -116,6 +143,8 @@ def run(
                        environment=_environment(tgt, root),
                        claims_registry=[c.model_dump() for c in registry.claims]
                        if registry else [])
+        for event in audits:
+            journal.append("audit-rule", **event)
         with Display() as display:
             runner = Runner(tgt, catalog, journal, display, dry_run=dry_run)
             with runner.signals():
@@ -210,10 +239,17 @@ def claims(
         if doc is not None and isinstance(doc.model, Scenario):
             for cited in doc.model.metadata.claims:
                 tests.setdefault(cited, []).append(doc.model.metadata.name)
+    from drillrunner.audit import all_rules
+
+    for audit_rule in all_rules():  # static audit rules test claims too
+        for cited in audit_rule.claims:
+            tests.setdefault(cited, []).append(f"audit:{audit_rule.name}")
     if bundle is None:
         found = sorted((root / "reports").glob("*/journal.jsonl"))
         bundle = found[-1].parent if found else None
     verdicts = {}
+    if bundle is not None and not (bundle / "journal.jsonl").is_file():
+        raise UsageError(f"{bundle}: no journal.jsonl (not an evidence bundle)")
     if bundle is not None:
         verdicts = {r.id: (r.verdict.value, r.why) for r in claim_rows(load_run(bundle))}
     table = Table("claim", "tested by", "last verdict", "why",
@@ -221,7 +257,7 @@ def claims(
     for claim in registry.claims:
         verdict, why = verdicts.get(claim.id, ("UNKNOWN", "not run"))
         if not tests[claim.id]:
-            verdict, why = "UNKNOWN", "untested: no scenario cites it"
+            verdict, why = "UNKNOWN", "untested: no scenario or audit rule cites it"
         table.add_row(claim.id, ", ".join(tests[claim.id]) or "untested", verdict, why)
     Console().print(table)
 

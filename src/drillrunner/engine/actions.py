@@ -14,13 +14,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import ModuleType
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, Literal, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 MARK = "__drill_action__"
+ALL = "all"  # a fault that disrupts every member of its tier at once
+Disrupts = int | Literal["all"]
 
 # Modules whose registered functions make up the catalog. Service modules import their
 # client libraries lazily, inside functions, so loading the catalog stays cheap.
@@ -32,6 +34,7 @@ SERVICE_MODULES = (
     "drillrunner.services.nats",
     "drillrunner.services.feast",
     "drillrunner.services.kafka",
+    "drillrunner.targets.kind.faults",  # faults only the kind target offers (nodes, policies)
 )
 
 
@@ -51,6 +54,7 @@ class ActionSpec:
     params: type[BaseModel]
     undo: str | None
     doc: str
+    disrupts: Disrupts = 0  # members a fault makes unavailable or wrong (blast radius)
 
     def bind(self, args: dict[str, Any]) -> BaseModel:
         """Validate scenario arguments against the function's signature."""
@@ -60,9 +64,10 @@ class ActionSpec:
         return self.fn(ctx, **{k: getattr(bound, k) for k in type(bound).model_fields})
 
 
-def _mark(kind: ActionKind, name: str, undo: str | None = None) -> Callable[[F], F]:
+def _mark(kind: ActionKind, name: str, undo: str | None = None, disrupts: Disrupts = 0
+          ) -> Callable[[F], F]:
     def deco(fn: F) -> F:
-        setattr(fn, MARK, (kind, name, undo))
+        setattr(fn, MARK, (kind, name, undo, disrupts))
         return fn
 
     return deco
@@ -72,10 +77,14 @@ def probe(name: str) -> Callable[[F], F]:
     return _mark(ActionKind.PROBE, name)
 
 
-def fault(name: str, *, undo: str) -> Callable[[F], F]:
+def fault(name: str, *, undo: str, disrupts: Disrupts = 1) -> Callable[[F], F]:
     """A fault must name the action that undoes it; it journals the undo's arguments
-    with `ctx.will_undo(...)` before it changes anything."""
-    return _mark(ActionKind.FAULT, name, undo)
+    with `ctx.will_undo(...)` before it changes anything. `disrupts` is how many members
+    it takes out at once ("all" for a whole tier), checked against a scenario's
+    blast_radius by `drill validate`."""
+    if disrupts != ALL and not (isinstance(disrupts, int) and disrupts >= 0):
+        raise ValueError(f"fault {name}: disrupts must be a count >= 0 or 'all'")
+    return _mark(ActionKind.FAULT, name, undo, disrupts)
 
 
 def workload(name: str) -> Callable[[F], F]:
@@ -125,11 +134,10 @@ class Catalog:
                 mark = getattr(obj, MARK, None)
                 # Only functions defined here: an imported one belongs to its own module.
                 if mark and callable(obj) and obj.__module__ == module.__name__:
-                    kind, name, undo = mark
+                    kind, name, undo, disrupts = mark
                     doc = inspect.getdoc(obj) or ""
-                    specs.append(
-                        ActionSpec(name, kind, obj, _params_model(name, obj), undo, doc)
-                    )
+                    specs.append(ActionSpec(name, kind, obj, _params_model(name, obj), undo,
+                                            doc, disrupts))
         return cls(specs)
 
     @classmethod

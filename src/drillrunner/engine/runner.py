@@ -56,6 +56,11 @@ class Interrupted(BaseException):
     """SIGTERM or SIGINT: the run stops, and its faults are still undone."""
 
 
+class ScenarioTimeout(BaseException):
+    """The scenario's overall deadline passed (SIGALRM): it ends as `error`, rolled back.
+    A BaseException so that no `except Exception` in a fault swallows it."""
+
+
 @dataclass
 class ScenarioResult:
     name: str
@@ -99,6 +104,8 @@ class Runner:
         self._rolling_back = False
         self._interrupt_pending: str | None = None
         self.interrupted = False
+        self._alarm = False  # SIGALRM enforces the scenario's deadline (main thread only)
+        self._phase = Phase.PREFLIGHT
 
     # -- signals --------------------------------------------------------------------------
     @contextmanager
@@ -113,15 +120,33 @@ class Runner:
                 return
             raise Interrupted(name)
 
+        def deadline(_signum: int, _frame: Any) -> None:
+            if self._rolling_back:  # the rollback always finishes
+                self.journal.append("timeout-deferred", phase=self._phase.value)
+                return
+            raise ScenarioTimeout(self._phase.value)
+
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        old[signal.SIGALRM] = signal.signal(signal.SIGALRM, deadline)
+        self._alarm = True
         try:
             yield
         finally:
+            self._alarm = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
             for s, h in old.items():
                 signal.signal(s, h)
+
+    def _enter(self, scenario: str, phase: Phase, detail: str = "") -> None:
+        self._phase = phase
+        self.observer.phase(scenario, phase, detail)
+
+    def _arm(self, seconds: float) -> None:
+        if self._alarm:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
 
     # -- one scenario ---------------------------------------------------------------------
     def run_scenario(self, doc: Document) -> ScenarioResult:
@@ -145,30 +170,31 @@ class Runner:
                             slo=s.slo.model_dump(mode="json"), dry_run=self.dry_run)
         fault_measurements: dict[str, Measurement] = {}
         attempted = 0  # steps started, even if they raised: their effects must be undone
+        self._arm(s.timeout)
         try:
-            self.observer.phase(name, Phase.STEADY_STATE)
+            self._enter(name, Phase.STEADY_STATE)
             self._steady_state(ctx, s.steady_state, "steady-state", STEADY_GRACE)
             if self.dry_run:
                 res.outcome, res.reason = Outcome.INCONCLUSIVE, "dry run: nothing injected"
                 return res
-            self.observer.phase(name, Phase.WORKLOAD)
+            self._enter(name, Phase.WORKLOAD)
             threads = self._start_workloads(ctx, s)
             self._warm_up(ctx, threads)
             for step in s.faults:
                 self._check_workloads(threads)
-                self.observer.phase(name, Phase.FAULTS, step.name)
+                self._enter(name, Phase.FAULTS, step.name)
                 if step.after:
                     self._pause(step.after, f"{step.after:g}s before {step.name}")
                 attempted += 1
                 fm = self._inject(ctx, step, undos)
                 fault_measurements.update(fm)
                 res.faults_injected += 1
-            self.observer.phase(name, Phase.RECOVERY)
+            self._enter(name, Phase.RECOVERY)
             self._wait_recovery(ctx, s, threads)
             self._stop_workloads(ctx, threads)
-            self.observer.phase(name, Phase.CHECKS)
+            self._enter(name, Phase.CHECKS)
             res.checks = self._checks(ctx, s)
-            self.observer.phase(name, Phase.STEADY_STATE_AFTER)
+            self._enter(name, Phase.STEADY_STATE_AFTER)
             after_ok = self._steady_state_after(ctx, s.steady_state)
             res.outcome, res.reason = _judge(res, after_ok)
         except _Baseline as exc:
@@ -179,11 +205,16 @@ class Runner:
         except KeyboardInterrupt:
             self.interrupted = True
             res.outcome, res.reason = Outcome.INTERRUPTED, "interrupted by SIGINT"
+        except ScenarioTimeout as exc:
+            res.outcome = Outcome.ERROR
+            res.reason = f"timed out: the scenario's {s.timeout:g}s deadline passed during {exc}"
+            self.journal.append("error", scenario=name, error=res.reason)
         except Exception as exc:
             res.outcome, res.reason = Outcome.ERROR, f"{type(exc).__name__}: {exc}"
             self.journal.append("error", scenario=name, error=res.reason,
                                 traceback=traceback.format_exc(limit=8))
         finally:
+            self._arm(0)  # rollback is not bound by the deadline: it must finish
             self._stop_workloads(ctx, threads)
             restored = self._rollback(ctx, s, undos, attempted > 0)
             if not restored and res.outcome not in (Outcome.INTERRUPTED,):

@@ -36,14 +36,14 @@ class Library:
         """A path as given, else a scenario or drill of that name."""
         path = Path(ref)
         if path.suffix in (".yaml", ".yml") or "/" in ref:
-            if not path.exists():
+            if not _exists(path):
                 raise UsageError(f"{ref}: no such file")
             return path
         for folder in (self.drill_dir, self.scenario_dir):
             if ref == REGISTRY.removesuffix(".yaml"):
                 break
             for suffix in (".yaml", ".yml"):
-                if (candidate := folder / f"{ref}{suffix}").exists():
+                if _exists(candidate := folder / f"{ref}{suffix}"):
                     return candidate
         known = ", ".join(p.stem for p in self.files()) or "none"
         raise UsageError(f"unknown scenario or drill {ref!r} (known: {known})")
@@ -91,3 +91,11 @@ class Library:
         if problems:
             raise InvalidInput([str(p) for p in problems])
         return out
+
+
+def _exists(path: Path) -> bool:
+    """False also for a name the OS refuses (too long, a NUL byte): it names no file."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False

@@ -19,6 +19,8 @@ from drillrunner.units import parse_rate
 
 MAX_BYTES = 1024 * 1024
 MAX_ALIASES = 100  # an alias bomb expands exponentially when validated
+MAX_NODES = 100_000  # ...and a few aliases of aliases are enough: bound the expanded size
+MAX_DEPTH = 200  # nesting deeper than any real file; deeper ones exhaust the stack
 PathElem = str | int
 KINDS: dict[str, type[Scenario] | type[Drill] | type[ClaimRegistry]] = {
     "Scenario": Scenario, "Drill": Drill, "ClaimRegistry": ClaimRegistry}
@@ -92,12 +94,17 @@ def _parse(path: Path) -> tuple[Any, yaml.Node | None, list[Problem]]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return None, None, [Problem(name, line, 1, "file is not valid UTF-8")]
+    if deep := _too_deep(text):
+        return None, None, [Problem(name, deep[0], deep[1], deep[2])]
     try:
         aliases = sum(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, yaml.SafeLoader))
         if aliases > MAX_ALIASES:
             return None, None, [Problem(name, 1, 1, f"too many YAML aliases ({aliases})")]
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        if root is not None and (too_big := _too_big(root)):
+            line, col = root.start_mark.line + 1, root.start_mark.column + 1
+            return None, None, [Problem(name, line, col, too_big)]
+        data = yaml.SafeLoader("").construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -107,6 +114,56 @@ def _parse(path: Path) -> tuple[Any, yaml.Node | None, list[Problem]]:
     if root is None or not isinstance(data, dict):
         return None, None, [Problem(name, 1, 1, "expected a mapping with apiVersion and kind")]
     return data, root, []
+
+
+def _too_deep(text: str) -> tuple[int, int, str] | None:
+    """A cheap look before parsing: PyYAML's scanner takes quadratic time in the nesting of
+    flow collections (`[[[[...`) and of indentation, so a few KiB can take minutes.
+    Brackets inside quoted strings count too: no real file comes near the limit."""
+    depth = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        indent = len(line) - len(line.lstrip(" "))
+        if indent > 4 * MAX_DEPTH:
+            return lineno, 1, f"indented deeper than {4 * MAX_DEPTH} columns"
+        for col, ch in enumerate(line, 1):
+            if ch in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return lineno, col, f"brackets nested deeper than {MAX_DEPTH} levels"
+            elif ch in "]}" and depth:
+                depth -= 1
+    return None
+
+
+def _too_big(root: yaml.Node) -> str:
+    """Why the document, with its aliases expanded, is too large or deep ("" if it is not).
+    Sizes are memoized per node, so shared (aliased) nodes cost one visit."""
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    # Iterative post-order walk: a recursive one would overflow on deep nesting.
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            if len(stack) > 10 * MAX_NODES:
+                return f"the document has more than {MAX_NODES} nodes"
+            continue
+        sizes[id(node)] = min(1 + sum(sizes.get(id(c), 1) for c in children), 10 * MAX_NODES)
+        depths[id(node)] = 1 + max((depths.get(id(c), 1) for c in children), default=0)
+        if sizes[id(node)] > MAX_NODES:
+            return f"the document expands to more than {MAX_NODES} nodes (an alias bomb?)"
+        if depths[id(node)] > MAX_DEPTH:
+            return f"the document is nested deeper than {MAX_DEPTH} levels"
+    return ""
 
 
 def load(path: Path) -> tuple[Document | None, list[Problem]]:
@@ -187,7 +244,36 @@ def check_actions(doc: Document, catalog: Any, claims: set[str] | None = None
                             for f in s.faults):
         line, col = doc.position(["faults"])
         problems.append(Problem(str(doc.path), line, col, "faults: no step is a fault"))
-    return problems
+    return problems + _blast_radius_problems(doc, catalog)
+
+
+def _blast_radius_problems(doc: Document, catalog: Any) -> list[Problem]:
+    """The faults' disruptions add up (each lasts until the rollback): the sum may not
+    exceed the scenario's blast_radius (1 member when unset; "all" allows a whole tier)."""
+    from drillrunner.engine.actions import ALL, ActionKind
+    from drillrunner.model.scenario import DEFAULT_BLAST_RADIUS
+
+    s = doc.model
+    assert isinstance(s, Scenario)
+    limit = s.blast_radius if s.blast_radius is not None else DEFAULT_BLAST_RADIUS
+    if limit == ALL:
+        return []
+    total = 0
+    for i, f in enumerate(s.faults):
+        spec = catalog.get(f.name)
+        if spec is None or spec.kind is not ActionKind.FAULT:
+            continue
+        disrupts = getattr(spec, "disrupts", 1)
+        total = -1 if disrupts == ALL or total < 0 else total + int(disrupts)
+        if total < 0 or total > int(limit):
+            what = "a whole tier" if total < 0 else f"{total} members"
+            line, col = doc.position(["faults", i, f.name])
+            return [Problem(str(doc.path), line, col,
+                            f"faults[{i}].{f.name}: the faults disrupt {what} at once, more "
+                            f"than blast_radius {limit}"
+                            + ("" if s.blast_radius is not None else " (the default)")
+                            + "; set 'blast_radius:' to allow it")]
+    return []
 
 
 def _rate_problems(doc: Document, i: int, w: WorkloadStep) -> list[Problem]:

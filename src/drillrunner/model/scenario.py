@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,6 +13,8 @@ ACTION = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$"
 CLAIM = r"^C\d{2}-[a-z0-9-]+$"
 # Keys a step may carry beside its action name; they belong to the engine, not the action.
 STEP_KEYS = {"after"}
+DEFAULT_BLAST_RADIUS = 1  # members a scenario may disrupt at once unless it says more
+DEFAULT_TIMEOUT = 600.0  # a whole scenario, steady state to checks (rollback always finishes)
 
 
 class Model(BaseModel):
@@ -124,7 +126,11 @@ class Scenario(Model):
     kind: Literal["Scenario"]
     metadata: Metadata
     slo: Slo = Field(default_factory=Slo)
-    blast_radius: int | None = Field(default=None, ge=1)
+    # How many members the scenario's faults may disrupt at once (they stay disrupted until
+    # rollback); "all" allows a whole tier. Checked by `drill validate`.
+    blast_radius: Annotated[int, Field(ge=1)] | Literal["all"] | None = None
+    # Overall deadline: past it the scenario ends as `error` and is still rolled back.
+    timeout: Duration = Field(default=DEFAULT_TIMEOUT, gt=0, le=86400)
     steady_state: list[ProbeStep] = Field(default_factory=list)
     workload: list[WorkloadStep] = Field(default_factory=list)
     faults: list[ActionStep] = Field(default_factory=list)

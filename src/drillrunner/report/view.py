@@ -39,6 +39,8 @@ class RunView:
     environment: dict[str, Any] = field(default_factory=dict)
     claims: list[dict[str, str]] = field(default_factory=list)  # the registry at run time
     scenarios: list[ScenarioView] = field(default_factory=list)
+    # `audit-rule` events: {rule, claims, verdict PASS/FAIL, findings}, from drill run --audit
+    audits: list[dict[str, Any]] = field(default_factory=list)
 
 
 TIMELINE = {
@@ -58,6 +60,8 @@ def load_run(bundle: Path) -> RunView:
             run.run_id, run.target = ev["run_id"], ev["target"]
             run.started, run.environment = ev["wall"], ev.get("environment", {})
             run.claims = ev.get("claims_registry", [])
+        elif kind == "audit-rule":
+            run.audits.append(ev)
         elif kind == "run-end":
             run.outcome, run.ended = ev["outcome"], ev["wall"]
         elif kind == "scenario-start":

@@ -79,7 +79,7 @@ def pause_member(ctx: RunContext, member: str) -> FaultResult:
                        detail={"role": role})
 
 
-@fault("kafka.pause_followers", undo="kafka.resume_all")
+@fault("kafka.pause_followers", undo="kafka.resume_all", disrupts=2)
 def pause_followers(ctx: RunContext) -> FaultResult:
     """Freeze every follower of the drill partition (SIGSTOP), so they stop replicating
     while the leader goes on: lagging replicas, as under a GC pause or a stalled disk. On

@@ -187,7 +187,7 @@ def resume_postgres(ctx: RunContext, member: str | None = None, oms_member: str 
                                      "ready_again_seconds": ready_after})
 
 
-@fault("oms.redis_unreachable", undo="oms.redis_reachable")
+@fault("oms.redis_unreachable", undo="oms.redis_reachable", disrupts="all")
 def redis_unreachable(ctx: RunContext, mode: Literal["pause", "kill"] = "pause",
                       member: str = "oms-0", observe: Duration = 5.0) -> FaultResult:
     """Make Redis unreachable as the OMS sees it: it asks the sentinels for the master, so

@@ -55,20 +55,20 @@ def _set_via_api(ctx: RunContext, state: str, member: str) -> FaultResult:
                        detail={"previous": previous, "state": state})
 
 
-@fault("oms.disengage_kill_switch", undo="oms.restore_kill_switch")
+@fault("oms.disengage_kill_switch", undo="oms.restore_kill_switch", disrupts=0)
 def disengage_kill_switch(ctx: RunContext, member: str = "oms-0") -> FaultResult:
     """Let orders through, as an operator going live would (PUT /admin/kill-switch).
     Undo: put back exactly what Redis held before (or no state)."""
     return _set_via_api(ctx, "disengaged", member)
 
 
-@fault("oms.engage_kill_switch", undo="oms.restore_kill_switch")
+@fault("oms.engage_kill_switch", undo="oms.restore_kill_switch", disrupts=0)
 def engage_kill_switch(ctx: RunContext, member: str = "oms-0") -> FaultResult:
     """Block orders through the admin API. Undo: put back what Redis held before."""
     return _set_via_api(ctx, "engaged", member)
 
 
-@fault("oms.forget_kill_switch", undo="oms.restore_kill_switch")
+@fault("oms.forget_kill_switch", undo="oms.restore_kill_switch", disrupts=0)
 def forget_kill_switch(ctx: RunContext) -> FaultResult:
     """Delete the kill-switch state from Redis, as a Redis that lost it would (flushed,
     restored from an older snapshot, a fresh volume): the OMS's default must apply.

@@ -38,7 +38,7 @@ def _ok(ctx: RunContext) -> int:
     return sum(1 for o in ctx.history.ops(WORKLOAD) if o.status is OpStatus.OK)
 
 
-@fault("oms.start_orders", undo="oms.stop_orders")
+@fault("oms.start_orders", undo="oms.stop_orders", disrupts=0)
 def start_orders(ctx: RunContext, rate: Rate = 20.0, timeout: Duration = 1.0,
                  warmup: Duration = 10.0) -> FaultResult:
     """Place sequence-numbered orders at `rate` in the background (recorded in the history

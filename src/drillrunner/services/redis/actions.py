@@ -42,8 +42,8 @@ def resume_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> Fau
     ops = redis_ops(ctx.target)
     ref = ctx.target.member(SERVICE, member)
     resumed = member_role(ctx.target, ref) is Role.PAUSED
-    if resumed:
-        ctx.target.resume(ref)
+    if ctx.target.is_running(ref):
+        ctx.target.resume(ref)  # idempotent; on kind no PID shows a member as "paused"
     r = wait_ready(ops.servers(), ops.sentinels(), timeout=timeout)
     return FaultResult(summary=f"{'resumed' if resumed else 'not paused:'} {member}; "
                        f"primary {r.master}", members=[member] if resumed else [])

@@ -50,7 +50,7 @@ def pause_member(ctx: RunContext, member: str) -> FaultResult:
                        detail={"role": role})
 
 
-@fault("redis.kill_all", undo="redis.restart_all")
+@fault("redis.kill_all", undo="redis.restart_all", disrupts="all")
 def kill_all(ctx: RunContext, signal: Signal = Signal.KILL) -> FaultResult:
     """Kill every member of the tier, sentinels too (a power loss): what survives is only
     what the servers persisted. Undo: start them all again."""
@@ -64,7 +64,7 @@ def kill_all(ctx: RunContext, signal: Signal = Signal.KILL) -> FaultResult:
                        members=[m.name for m in members], detail={"signal": str(signal)})
 
 
-@fault("redis.destroy_tier", undo="redis.recover_tier")
+@fault("redis.destroy_tier", undo="redis.recover_tier", disrupts="all")
 def destroy_tier(ctx: RunContext) -> FaultResult:
     """Kill every member and delete the servers' data and the sentinels' state (a lost
     volume). Undo: restore the last snapshot if the data is still gone, else restart."""

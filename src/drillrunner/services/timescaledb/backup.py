@@ -78,7 +78,7 @@ def mark_restore_point(ctx: RunContext) -> FaultResult:
                        detail={"target_time": value, "walfile": walfile})
 
 
-@fault("timescaledb.restore_pitr", undo="timescaledb.remove_pitr_member")
+@fault("timescaledb.restore_pitr", undo="timescaledb.remove_pitr_member", disrupts=0)
 def restore_pitr(ctx: RunContext, timeout: Duration = 120.0) -> FaultResult:
     """Restore the base backup into member tsdb-pitr, replaying the WAL archive up to the
     marked restore point, then promote it. Measures the time until it accepts queries as a

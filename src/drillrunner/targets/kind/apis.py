@@ -1,0 +1,67 @@
+"""The Kubernetes API objects the kind target uses, built for one allowed context.
+
+`KubeApis` is the boundary the unit tests fake: only the methods the target calls are
+used (CoreV1Api, AppsV1Api, NetworkingV1Api, VersionApi, and kubernetes.stream.stream).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drillrunner.errors import StackError, UsageError
+from drillrunner.targets.kind.safety import check_context
+
+
+@dataclass(frozen=True)
+class KubeApis:
+    core: Any  # kubernetes.client.CoreV1Api
+    apps: Any  # kubernetes.client.AppsV1Api
+    networking: Any  # kubernetes.client.NetworkingV1Api
+    version: Any  # kubernetes.client.VersionApi
+    stream: Callable[..., Any]  # kubernetes.stream.stream (exec over the API)
+    api_client: Any = None  # for the dynamic client (server-side apply)
+
+
+def _config_file(kubeconfig: Path | None) -> str:
+    """The kubeconfig path(s): the argument, else $KUBECONFIG read NOW (the client reads it
+    once at import), else ~/.kube/config."""
+    if kubeconfig is not None:
+        return str(kubeconfig)
+    return os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
+
+
+def resolve_context(kubeconfig: Path | None, context: str | None) -> str:
+    """The context to use: `context`, else the kubeconfig's current one. Reads the file
+    only; contacts no server."""
+    if context:
+        return context
+    from kubernetes import config
+
+    try:
+        _, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=_config_file(kubeconfig))
+    except (config.ConfigException, OSError) as exc:
+        raise UsageError(f"cannot read the kubeconfig: {exc}; pass --context NAME") from None
+    return str((active or {}).get("name") or "")
+
+
+def connect(kubeconfig: Path | None = None, context: str | None = None) -> tuple[str, KubeApis]:
+    """Check the context against the allow-list FIRST, then build the API clients."""
+    if context:
+        check_context(context)  # before even reading the kubeconfig
+    name = check_context(resolve_context(kubeconfig, context))
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    try:
+        api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=_config_file(kubeconfig), context=name)
+    except (config.ConfigException, OSError) as exc:
+        raise StackError(f"kube context {name!r}: {exc}") from None
+    return name, KubeApis(core=client.CoreV1Api(api), apps=client.AppsV1Api(api),
+                          networking=client.NetworkingV1Api(api),
+                          version=client.VersionApi(api), stream=stream, api_client=api)

@@ -1,0 +1,208 @@
+"""Fake Kubernetes API objects implementing exactly the methods the kind target calls.
+
+The boundary is the `kubernetes` client's interface (CoreV1Api, AppsV1Api,
+NetworkingV1Api, VersionApi); the objects returned are the client's own models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client import (
+    V1Container,
+    V1ContainerPort,
+    V1Node,
+    V1ObjectMeta,
+    V1Pod,
+    V1PodCondition,
+    V1PodSpec,
+    V1PodStatus,
+)
+from kubernetes.client.rest import ApiException
+
+from drillrunner.targets.kind.apis import KubeApis
+
+STACK = {"app.kubernetes.io/part-of": "drill-stack"}
+
+
+def pod(name: str, service: str, kind: str = "server", *, port: int = 6379,
+        ready: bool = True, node: str = "drill-worker", sts: bool = True,
+        uid: str | None = None) -> V1Pod:
+    labels = {**STACK, "app.kubernetes.io/name": service, "drill.dev/member-kind": kind}
+    if sts:
+        labels["statefulset.kubernetes.io/pod-name"] = name
+    cond = V1PodCondition(type="Ready", status="True" if ready else "False")
+    return V1Pod(
+        metadata=V1ObjectMeta(name=name, namespace="drill", labels=labels,
+                              uid=uid or f"uid-{name}"),
+        spec=V1PodSpec(node_name=node, containers=[V1Container(
+            name=service, image=f"{service}:1", ports=[V1ContainerPort(container_port=port)])]),
+        status=V1PodStatus(phase="Running", conditions=[cond], pod_ip="10.244.1.5"))
+
+
+def _matches(labels: dict[str, str] | None, selector: str | None) -> bool:
+    if not selector:
+        return True
+    want = dict(part.split("=", 1) for part in selector.split(","))
+    return all((labels or {}).get(k) == v for k, v in want.items())
+
+
+@dataclass
+class Listing:
+    items: list[Any]
+
+
+@dataclass
+class Cluster:
+    """The state the fakes share, and every call made, in order."""
+
+    pods: dict[str, V1Pod] = field(default_factory=dict)
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    configmaps: dict[str, dict[str, str]] = field(default_factory=dict)
+    statefulsets: list[Any] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=lambda: ["drill-control-plane", "drill-worker"])
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    recreate: bool = False  # a controller recreating deleted pods under the same name
+
+    def log(self, method: str, *args: Any, **kwargs: Any) -> None:
+        self.calls.append((method, args, kwargs))
+
+    def names(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+
+class FakeCore:
+    def __init__(self, c: Cluster) -> None:
+        self.c = c
+
+    def read_namespaced_pod(self, name: str, namespace: str) -> V1Pod:
+        self.c.log("read_namespaced_pod", name, namespace)
+        if name not in self.c.pods:
+            raise ApiException(status=404, reason="Not Found")
+        return self.c.pods[name]
+
+    def list_namespaced_pod(self, namespace: str, label_selector: str | None = None) -> Listing:
+        self.c.log("list_namespaced_pod", namespace, label_selector=label_selector)
+        return Listing([p for p in self.c.pods.values()
+                        if _matches(p.metadata.labels, label_selector)])
+
+    def delete_namespaced_pod(self, name: str, namespace: str, **kwargs: Any) -> None:
+        self.c.log("delete_namespaced_pod", name, namespace, **kwargs)
+        old = self.c.pods.pop(name, None)
+        if old is None:
+            raise ApiException(status=404, reason="Not Found")
+        if self.c.recreate:
+            new = pod(name, old.metadata.labels["app.kubernetes.io/name"],
+                      uid=old.metadata.uid + "-new")
+            self.c.pods[name] = new
+
+    def patch_namespaced_pod(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+        self.c.log("patch_namespaced_pod", name, namespace, body)
+        labels = self.c.pods[name].metadata.labels
+        for k, v in body["metadata"]["labels"].items():
+            if v is None:
+                labels.pop(k, None)
+            else:
+                labels[k] = v
+
+    def read_namespaced_pod_log(self, name: str, namespace: str, **kwargs: Any) -> str:
+        self.c.log("read_namespaced_pod_log", name, namespace, **kwargs)
+        return "line1\nline2\n"
+
+    def read_namespaced_config_map(self, name: str, namespace: str) -> Any:
+        self.c.log("read_namespaced_config_map", name, namespace)
+        if name not in self.c.configmaps:
+            raise ApiException(status=404, reason="Not Found")
+        from kubernetes.client import V1ConfigMap
+
+        return V1ConfigMap(data=dict(self.c.configmaps[name]))
+
+    def patch_namespaced_config_map(self, name: str, namespace: str,
+                                    body: dict[str, Any]) -> None:
+        self.c.log("patch_namespaced_config_map", name, namespace, body)
+        for k, v in body["data"].items():
+            if v is None:
+                self.c.configmaps[name].pop(k, None)
+            else:
+                self.c.configmaps[name][k] = v
+
+    def connect_get_namespaced_pod_exec(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("only called through kubernetes.stream.stream")
+
+    def read_namespace(self, name: str) -> Any:
+        self.c.log("read_namespace", name)
+        from kubernetes.client import V1Namespace
+
+        return V1Namespace(metadata=V1ObjectMeta(name=name, uid="ks-uid-1234"))
+
+    def list_node(self) -> Listing:
+        self.c.log("list_node")
+        return Listing([V1Node(metadata=V1ObjectMeta(name=n)) for n in self.c.nodes])
+
+
+class FakeApps:
+    def __init__(self, c: Cluster) -> None:
+        self.c = c
+
+    def list_namespaced_stateful_set(self, namespace: str,
+                                     label_selector: str | None = None) -> Listing:
+        self.c.log("list_namespaced_stateful_set", namespace, label_selector=label_selector)
+        return Listing([s for s in self.c.statefulsets
+                        if _matches(s.metadata.labels, label_selector)])
+
+    def list_namespaced_deployment(self, namespace: str,
+                                   label_selector: str | None = None) -> Listing:
+        self.c.log("list_namespaced_deployment", namespace, label_selector=label_selector)
+        return Listing([])
+
+
+class FakeNetworking:
+    def __init__(self, c: Cluster) -> None:
+        self.c = c
+
+    def create_namespaced_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+        self.c.log("create_namespaced_network_policy", namespace, body)
+        name = body["metadata"]["name"]
+        if name in self.c.policies:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.c.policies[name] = body
+
+    def delete_namespaced_network_policy(self, name: str, namespace: str) -> None:
+        self.c.log("delete_namespaced_network_policy", name, namespace)
+        if self.c.policies.pop(name, None) is None:
+            raise ApiException(status=404, reason="Not Found")
+
+    def read_namespaced_network_policy(self, name: str, namespace: str) -> dict[str, Any]:
+        self.c.log("read_namespaced_network_policy", name, namespace)
+        if name not in self.c.policies:
+            raise ApiException(status=404, reason="Not Found")
+        return self.c.policies[name]
+
+
+class FakeVersion:
+    def __init__(self, c: Cluster) -> None:
+        self.c = c
+
+    def get_code(self) -> Any:
+        self.c.log("get_code")
+        from kubernetes.client import VersionInfo
+
+        return VersionInfo(git_version="v1.33.1", build_date="", compiler="", git_commit="",
+                           git_tree_state="", go_version="", major="1", minor="33",
+                           platform="linux/amd64")
+
+
+class ExplodingApi:
+    """Any use is a test failure: proves nothing was called."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"API call {name} made before the allow-list check")
+
+
+def apis(c: Cluster) -> KubeApis:
+    def no_stream(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("exec not expected")
+
+    return KubeApis(core=FakeCore(c), apps=FakeApps(c), networking=FakeNetworking(c),
+                    version=FakeVersion(c), stream=no_stream)
