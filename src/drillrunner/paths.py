@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -16,6 +17,14 @@ def project_root(start: Path | None = None) -> Path:
 
 
 def state_dir() -> Path:
-    """The local stack's state folder: $DRILL_STATE_DIR, else `.drill/` in the project."""
+    """The local stack's state folder: $DRILL_STATE_DIR, else `.drill/` in the project when
+    other users can reach it (PostgreSQL runs as its own user and must), else a folder under
+    /var/tmp named after the project (a clone under a private folder such as /root)."""
     env = os.environ.get("DRILL_STATE_DIR")
-    return Path(env).resolve() if env else project_root() / ".drill"
+    if env:
+        return Path(env).resolve()
+    root = project_root()
+    if all(os.stat(p).st_mode & 0o001 for p in (root, *root.parents)):
+        return root / ".drill"
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"drillrunner-{root.name}-{digest}"

@@ -94,7 +94,7 @@ def up(
         dep.check_binaries()
     save_settings(state, settings)
     started = time.monotonic()
-    typer.echo("starting the stack...", err=True)
+    typer.echo(f"starting the stack (state folder {state})...", err=True)
     target.up(lambda service, seconds: typer.echo(f"  {service} ready ({seconds:.1f}s)",
                                                    err=True))
     typer.echo(f"stack ready in {time.monotonic() - started:.1f}s", err=True)
