@@ -15,7 +15,11 @@ def test_state_folder_leaves_a_private_project_folder(tmp_path: Path,
     private.chmod(0o700)
     monkeypatch.chdir(private / "p")
     assert str(state_dir()).startswith("/var/tmp/drillrunner-p-")
-    private.chmod(0o755)
-    tmp_path.chmod(0o755)
-    reachable = all(p.stat().st_mode & 0o001 for p in (private, *private.parents))
-    assert state_dir() == (private / "p" / ".drill" if reachable else state_dir())
+
+
+def test_state_folder_in_a_reachable_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DRILL_STATE_DIR", raising=False)
+    root = Path(__file__).resolve().parents[2]  # /work/main here: every folder is o+x
+    monkeypatch.chdir(root)
+    reachable = all(p.stat().st_mode & 0o001 for p in (root, *root.parents))
+    assert (state_dir() == root / ".drill") is reachable
