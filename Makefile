@@ -14,7 +14,9 @@ K8S_TESTBED := ./scripts/build-k8s-testbed
 
 drill: deps ## install what is missing, start the stack, run the quarterly drill
 	$(DRILL) stack up
-	$(DRILL) run quarterly-dr
+	@$(DRILL) run quarterly-dr; rc=$$?; \
+	  echo "drill run quarterly-dr exited with $$rc (0 passed, 1 failed, 2 usage, 3 inconclusive, 130 interrupted)"; \
+	  exit $$rc
 
 test: deps ## unit and integration tests against real servers (and tests/k8s when built)
 	@./scripts/install-system-deps $(TEST_APT_PACKAGES)
