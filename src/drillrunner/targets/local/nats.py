@@ -21,6 +21,7 @@ from drillrunner.services.nats.client import StreamSpec
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
+from drillrunner.waiting import poll_until
 
 NODES = ("nats-0", "nats-1", "nats-2")
 CLUSTER_NAME = "drill"
@@ -168,7 +169,12 @@ class NatsDeployment:
             if self.sup.pid(m.name) is None:
                 self.sup.start(self.spec(m.name))
         topology.wait_meta_leader(self, self, timeout=READY_TIMEOUT)
-        client.ensure_stream(client.urls([m.port for m in self.servers()]), self.stream_spec())
+        urls = client.urls([m.port for m in self.servers()])
+        # After a restart of every node the stream's own group elects its leader after the
+        # meta leader: its API times out until then, so poll rather than fail.
+        poll_until(lambda: client.ensure_stream(urls, self.stream_spec()),
+                   timeout=READY_TIMEOUT, interval=0.5, retry_on=(Exception,),
+                   what="the drill stream to accept its configuration")
         topology.wait_ready(self, self, timeout=READY_TIMEOUT)
 
     def down(self) -> None:
