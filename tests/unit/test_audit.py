@@ -14,6 +14,7 @@ import yaml
 
 from drillrunner.audit import all_rules, load_paths
 from drillrunner.cli import main
+from tests.support import need_module
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "k8s"
@@ -273,7 +274,7 @@ CRD_GROUPS = ("cert-manager.io/", "external-secrets.io/")
 
 
 def test_deploy_manifests_validate_against_kubernetes_schemas() -> None:
-    kv = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate")
+    kv: Any = need_module("kubernetes_validate", install="pip install kubernetes-validate")
     version = kv.latest_version()
     checked = 0
     for res in load_paths([str(DEPLOY)]):
