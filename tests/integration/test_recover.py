@@ -193,13 +193,11 @@ def _canaries(target: object) -> list[tuple[str, object, set[int]]]:
     return out
 
 
-def _assert_healthy(state: Path, capsys: pytest.CaptureFixture[str],
-                    before: dict[str, dict[str, object]], exact_roles: bool,
-                    canaries: list[tuple[str, object, set[int]]]) -> None:
+def _wait_ready(state: Path, when: str) -> None:
+    """Every service's ready probe holds (a previous test's rollback may still settle)."""
     from drillrunner.engine.actions import Catalog
     from drillrunner.engine.context import RunContext
     from drillrunner.engine.history import History
-    from drillrunner.targets.local.supervisor import process_state, tree_pids
     from drillrunner.targets.local.target import LocalTarget
 
     target = LocalTarget(state)
@@ -210,7 +208,23 @@ def _assert_healthy(state: Path, capsys: pytest.CaptureFixture[str],
         spec = catalog.get(probe)
         assert spec is not None
         poll_until(lambda spec=spec: spec.call(ctx, spec.bind({})) is True,  # type: ignore[misc]
-                   timeout=120, interval=0.5, what=f"{probe} after recover")
+                   timeout=120, interval=0.5, what=f"{probe} {when}")
+
+
+def _settled_status(state: Path, capsys: pytest.CaptureFixture[str]
+                    ) -> dict[str, dict[str, object]]:
+    _wait_ready(state, "before the drill")
+    return _status(capsys)
+
+
+def _assert_healthy(state: Path, capsys: pytest.CaptureFixture[str],
+                    before: dict[str, dict[str, object]], exact_roles: bool,
+                    canaries: list[tuple[str, object, set[int]]]) -> None:
+    from drillrunner.targets.local.supervisor import process_state, tree_pids
+    from drillrunner.targets.local.target import LocalTarget
+
+    _wait_ready(state, "after recover")
+    target = LocalTarget(state)
     stopped = []
     for dep in target.deployments():
         for member in dep.members():
@@ -238,7 +252,7 @@ def test_every_fault_kill_runner_then_recover(drill_stack: Path, tmp_path: Path,
                                               group: str) -> None:
     from drillrunner.targets.local.target import LocalTarget
 
-    before = _status(capsys)
+    before = _settled_status(drill_stack, capsys)
     canaries = _canaries(LocalTarget(drill_stack))
     scenario = _fill(group, before, tmp_path)
     proc, journal = _start_run(scenario, tmp_path / "reports")
@@ -261,7 +275,7 @@ def test_kill_runner_in_the_middle_of_rollback(drill_stack: Path, tmp_path: Path
     without `undo-done`, the interrupted one included, and they are idempotent."""
     from drillrunner.targets.local.target import LocalTarget
 
-    before = _status(capsys)
+    before = _settled_status(drill_stack, capsys)
     canaries = _canaries(LocalTarget(drill_stack))
     scenario = _fill("pause-member", before, tmp_path, recovery_timeout="1s")
     proc, journal = _start_run(scenario, tmp_path / "reports")
