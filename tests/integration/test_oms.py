@@ -4,7 +4,6 @@ its broken variant."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import tempfile
 import time
@@ -23,7 +22,7 @@ from drillrunner.targets.local.config import OmsSettings, StackSettings
 from drillrunner.targets.local.supervisor import port_in_use
 from drillrunner.targets.local.target import LocalTarget
 from drillrunner.waiting import poll_until
-from tests.support import IN_CI, need_binaries
+from tests.support import need_binaries, need_module
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +61,8 @@ def state() -> Iterator[Path]:
 
 def need_python(*modules: str) -> None:
     """Skip when the app's packages are missing, but FAIL under CI=true."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        msg = f"missing Python packages {', '.join(missing)}: pip install {' '.join(missing)}"
-        pytest.fail(msg) if IN_CI else pytest.skip(msg)
+    for module in modules:
+        need_module(module, install=f"pip install {module}")
 
 
 @pytest.fixture
