@@ -6,6 +6,7 @@ NetworkingV1Api, VersionApi); the objects returned are the client's own models.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,7 @@ class Cluster:
     pods: dict[str, V1Pod] = field(default_factory=dict)
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     configmaps: dict[str, dict[str, str]] = field(default_factory=dict)
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # plain values
     statefulsets: list[Any] = field(default_factory=list)
     nodes: list[str] = field(default_factory=lambda: ["drill-control-plane", "drill-worker"])
     calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
@@ -127,6 +129,17 @@ class FakeCore:
             else:
                 self.c.configmaps[name][k] = v
 
+    def read_namespaced_secret(self, name: str, namespace: str) -> Any:
+        self.c.log("read_namespaced_secret", name, namespace)
+        if name not in self.c.secrets:
+            raise ApiException(status=404, reason="Not Found")
+        import base64
+
+        from kubernetes.client import V1Secret
+
+        return V1Secret(data={k: base64.b64encode(v.encode()).decode()
+                              for k, v in self.c.secrets[name].items()})
+
     def connect_get_namespaced_pod_exec(self, *args: Any, **kwargs: Any) -> Any:
         raise AssertionError("only called through kubernetes.stream.stream")
 
@@ -150,6 +163,20 @@ class FakeApps:
         self.c.log("list_namespaced_stateful_set", namespace, label_selector=label_selector)
         return Listing([s for s in self.c.statefulsets
                         if _matches(s.metadata.labels, label_selector)])
+
+    def read_namespaced_stateful_set(self, name: str, namespace: str) -> Any:
+        self.c.log("read_namespaced_stateful_set", name, namespace)
+        for s in self.c.statefulsets:
+            if s.metadata.name == name:
+                return s
+        raise ApiException(status=404, reason="Not Found")
+
+    def patch_namespaced_stateful_set(self, name: str, namespace: str,
+                                      body: dict[str, Any]) -> None:
+        self.c.log("patch_namespaced_stateful_set", name, namespace, body)
+        sts = self.read_namespaced_stateful_set(name, namespace)
+        if "replicas" in body.get("spec", {}):
+            sts.spec.replicas = body["spec"]["replicas"]
 
     def list_namespaced_deployment(self, namespace: str,
                                    label_selector: str | None = None) -> Listing:
@@ -200,9 +227,66 @@ class ExplodingApi:
         raise AssertionError(f"API call {name} made before the allow-list check")
 
 
-def apis(c: Cluster) -> KubeApis:
-    def no_stream(*_a: Any, **_k: Any) -> Any:
-        raise AssertionError("exec not expected")
+# (pod, container, argv, stdin) -> (returncode, stdout, stderr)
+ExecHandler = Callable[[str, str, list[str], str | None], tuple[int, str, str]]
+
+
+class FakeExec:
+    """The object kubernetes.stream.stream returns, answering from an ExecHandler."""
+
+    def __init__(self, c: Cluster, handler: ExecHandler, pod_name: str,
+                 kwargs: dict[str, Any]) -> None:
+        self.c, self.handler, self.pod_name, self.kwargs = c, handler, pod_name, kwargs
+        self.stdin: str | None = "" if kwargs.get("stdin") else None
+        self.result: tuple[int, str, str] | None = None
+
+    def write_stdin(self, data: str) -> None:
+        assert self.stdin is not None, "stdin written without stdin=True"
+        self.stdin += data
+
+    def close_channel(self, channel: int) -> None:
+        assert channel == 0
+
+    def run_forever(self, timeout: float | None = None) -> None:
+        argv = list(self.kwargs["command"])
+        self.c.log("exec", self.pod_name, argv)
+        self.result = self.handler(self.pod_name, self.kwargs["container"], argv, self.stdin)
+
+    def is_open(self) -> bool:
+        return False
+
+    @property
+    def returncode(self) -> int:
+        assert self.result is not None
+        return self.result[0]
+
+    def read_stdout(self) -> str:
+        return self.result[1] if self.result else ""
+
+    def read_stderr(self) -> str:
+        return self.result[2] if self.result else ""
+
+    def close(self) -> None:
+        pass
+
+
+def apis(c: Cluster, exec_handler: ExecHandler | None = None) -> KubeApis:
+    def stream(_fn: Any, name: str, _ns: str, **kwargs: Any) -> Any:
+        if exec_handler is None:
+            raise AssertionError("exec not expected")
+        if name not in c.pods:
+            raise ApiException(status=404, reason="Not Found")
+        return FakeExec(c, exec_handler, name, kwargs)
 
     return KubeApis(core=FakeCore(c), apps=FakeApps(c), networking=FakeNetworking(c),
-                    version=FakeVersion(c), stream=no_stream)
+                    version=FakeVersion(c), stream=stream)
+
+
+def local_shell(pod_name: str, container: str, argv: list[str],
+                stdin: str | None) -> tuple[int, str, str]:
+    """An ExecHandler that really runs the command here (for scripts on temp paths)."""
+    import subprocess
+
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60,
+                          check=False)
+    return done.returncode, done.stdout, done.stderr

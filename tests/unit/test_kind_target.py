@@ -22,7 +22,7 @@ from kubernetes.client import (
 from drillrunner.engine.actions import Catalog
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
-from drillrunner.errors import ActionFailed, MissingBinary, UsageError
+from drillrunner.errors import ActionFailed, MissingBinary, StackError, UsageError
 from drillrunner.targets.base import Signal, Target
 from drillrunner.targets.kind.apis import KubeApis
 from drillrunner.targets.kind.nodes import DockerNodes
@@ -349,3 +349,42 @@ def test_service_ops_not_supported_on_kind_say_so(cluster: Cluster, tmp_path: Pa
     assert [m.name for m in ops.sentinels()] == ["sentinel-0"]
     with pytest.raises(ActionFailed, match="not supported on kind yet"):
         ops.wipe("redis-0")
+
+
+def test_files_round_trip_through_exec(cluster: Cluster, tmp_path: Path) -> None:
+    """write_file/read_file really run their shell scripts (here, not in a pod): binary
+    data of several chunks arrives byte for byte, and a failing read names the file."""
+    from tests.unit.kind_fakes import apis as fake_apis
+    from tests.unit.kind_fakes import local_shell
+
+    cluster.pods["redis-0"] = pod("redis-0", "redis")
+    t = KindTarget(fake_apis(cluster, local_shell), context="kind-x", forward=False,
+                   state=tmp_path)
+    member = t.member("redis", "redis-0")
+    data = bytes(range(256)) * 700  # 179 200 bytes: several 48 KiB chunks
+    dest = tmp_path / "sub dir" / "dump.rdb"
+    dest.parent.mkdir()
+    t.write_file(member, str(dest), data, chunk=64 * 1024)
+    assert dest.read_bytes() == data
+    assert not (tmp_path / "sub dir" / "dump.rdb.drill-part").exists()
+    assert t.read_file(member, str(dest)) == data
+    with pytest.raises(ActionFailed, match=r"reading .*missing"):
+        t.read_file(member, str(tmp_path / "missing"))
+    assert t.sh(member, "echo hi") == "hi\n"
+    out = t.exec(member, ["cat"], stdin="fed through stdin")
+    assert out.stdout == "fed through stdin"
+
+
+def test_secret_and_scale(cluster: Cluster, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    cluster.secrets["creds"] = {"password": "s3cret"}
+    cluster.statefulsets.append(SimpleNamespace(
+        metadata=SimpleNamespace(name="pg", labels={}), spec=SimpleNamespace(replicas=1)))
+    t = KindTarget(apis(cluster), context="kind-x", forward=False, state=tmp_path)
+    assert t.secret_value("creds", "password") == "s3cret"
+    with pytest.raises(StackError, match="no key"):
+        t.secret_value("creds", "other")
+    assert t.scale("pg", 0) == 1
+    assert cluster.statefulsets[0].spec.replicas == 0
+    assert t.scale("pg", 1) == 0

@@ -12,8 +12,10 @@ undone by `start_node`), ConfigMap keys (`set_config` returns the previous value
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
+import shlex
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -358,14 +360,20 @@ class KindTarget:
         return str(default or pod.spec.containers[0].name)
 
     def exec(self, member: MemberRef, argv: Sequence[str], *, timeout: float = 60.0,
-             container: str | None = None) -> ExecResult:
-        """Run `argv` in the member's container through the API server (no kubectl)."""
+             container: str | None = None, stdin: str | None = None) -> ExecResult:
+        """Run `argv` in the member's container through the API server (no kubectl).
+
+        `stdin` is sent and then closed (the v5 channel protocol, Kubernetes >= 1.30);
+        binary data goes through `write_file`, which needs no stdin at all."""
         pod = self._require_pod(member)
         resp = self.apis.stream(
             self.apis.core.connect_get_namespaced_pod_exec, member.name, self.namespace,
             command=list(argv), container=container or self._container(pod), stderr=True,
-            stdin=False, stdout=True, tty=False, _preload_content=False)
+            stdin=stdin is not None, stdout=True, tty=False, _preload_content=False)
         try:
+            if stdin is not None:
+                resp.write_stdin(stdin)
+                resp.close_channel(0)  # EOF on stdin
             resp.run_forever(timeout=timeout)
             if resp.is_open():
                 raise ActionFailed(f"{member.name}: {argv[0]} did not finish in {timeout:g}s")
@@ -374,6 +382,58 @@ class KindTarget:
                               stdout=resp.read_stdout() or "", stderr=resp.read_stderr() or "")
         finally:
             resp.close()
+
+    def sh(self, member: MemberRef, script: str, *, timeout: float = 60.0,
+           what: str | None = None) -> str:
+        """Run a shell script in the member's container; its stdout, or ActionFailed
+        naming `what` (default: the script) with the tail of stderr."""
+        result = self.exec(member, ["sh", "-c", script], timeout=timeout)
+        if result.returncode != 0:
+            tail = (result.stderr.strip() or result.stdout.strip())[-400:]
+            raise ActionFailed(f"{member.name}: {what or script} failed "
+                               f"(exit {result.returncode}): {tail}")
+        return result.stdout
+
+    def read_file(self, member: MemberRef, path: str, *, timeout: float = 120.0) -> bytes:
+        """A file's bytes from the container (base64 over exec: binary-safe)."""
+        out = self.sh(member, f"base64 < {shlex.quote(path)}", timeout=timeout,
+                      what=f"reading {path}")
+        return base64.b64decode("".join(out.split()))
+
+    def write_file(self, member: MemberRef, path: str, data: bytes, *,
+                   chunk: int = 48 * 1024, timeout: float = 120.0) -> None:
+        """Write `data` to `path` in the container, in base64 chunks small enough for one
+        argv each (no stdin needed: works with every exec protocol version)."""
+        tmp = shlex.quote(path + ".drill-part")
+        self.sh(member, f": > {tmp}", what=f"creating {path}")
+        encoded = base64.b64encode(data).decode()
+        for i in range(0, len(encoded), chunk):
+            piece = encoded[i:i + chunk]
+            self.sh(member, f"printf %s '{piece}' | base64 -d >> {tmp}", timeout=timeout,
+                    what=f"writing {path}")
+        self.sh(member, f"mv {tmp} {shlex.quote(path)}", what=f"writing {path}")
+
+    def secret_value(self, name: str, key: str) -> str:
+        """One key of a Secret in the namespace (for connecting; never logged)."""
+        try:
+            secret = self.apis.core.read_namespaced_secret(name, self.namespace)
+        except Exception as exc:
+            if _status(exc) == 404:
+                raise StackError(f"no Secret {name} in namespace {self.namespace}") from None
+            raise
+        value = (secret.data or {}).get(key)
+        if value is None:
+            raise StackError(f"Secret {name} has no key {key!r}")
+        return base64.b64decode(value).decode()
+
+    def scale(self, statefulset: str, replicas: int) -> int:
+        """Set a StatefulSet's replicas; returns the previous count (for the undo)."""
+        sts = self.apis.apps.read_namespaced_stateful_set(statefulset, self.namespace)
+        previous = int(sts.spec.replicas or 0)
+        if previous != replicas:
+            self.apis.apps.patch_namespaced_stateful_set(
+                statefulset, self.namespace, {"spec": {"replicas": replicas}})
+        return previous
 
     def log_tail(self, member: MemberRef, lines: int = 50) -> str:
         pod = self._require_pod(member)
