@@ -594,3 +594,57 @@ def _check_run_records_fingerprint(control_plane: ControlPlane, tmp_path: Path) 
     assert env["cluster_fingerprint"] == fp["cluster_fingerprint"]
     assert env["kube_system_uid"] == fp["kube_system_uid"]
     assert env["server_version"] == "v1.35.4"
+
+
+def test_recover_on_kind_undoes_a_dead_drills_isolation(control_plane: ControlPlane,
+                                                        stack: AppliedStack,
+                                                        tmp_path: Path) -> None:
+    """A drill died (its PID is gone) after isolating redis-1: `drill recover --target kind`
+    replays the journaled undo against the real API server and clears the kind lock; a
+    second recover finds nothing to do."""
+    import subprocess
+    import sys
+
+    from drillrunner.engine.journal import Journal
+    from drillrunner.engine.lock import TargetLock
+    from drillrunner.targets.kind import faults
+
+    target = make_target(control_plane, tmp_path / "unused")
+    try:
+        ctx, undos = make_ctx(target)
+        faults.isolate_member(ctx, service="redis", member="redis-1")
+        assert target.is_isolated(target.member("redis", "redis-1"))
+        journal_path = tmp_path / "run" / "journal.jsonl"
+        journal_path.parent.mkdir()
+        journal = Journal(journal_path)
+        action, args = undos[0]
+        journal.append("undo-intent", scenario="died", undo_id=1, action=action, args=args)
+        journal.close()
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+        kind_state = tmp_path / "kind" / CONTEXT  # state_dir()/kind/<context>
+        lock = TargetLock(kind_state, "died-run", journal_path)
+        lock.acquire()
+        held = json.loads(lock.path.read_text())
+        held["pid"] = int(dead.stdout)  # a process that has exited
+        lock.path.write_text(json.dumps(held))
+
+        refused = _drill(control_plane, tmp_path, "run", "redis-sentinel-failover", "--target",
+                         "kind", "--context", CONTEXT, "--no-audit", "--out",
+                         str(tmp_path / "reports"))
+        assert refused.returncode != 0
+        assert f"drill recover --target kind --context {CONTEXT}" in \
+            refused.stdout + refused.stderr
+
+        out = _drill(control_plane, tmp_path, "recover", "--target", "kind", "--context",
+                     CONTEXT)
+        assert out.returncode == 0, (out.stdout, out.stderr)
+        assert "kind.rejoin_member" in out.stdout and "1 undo(s) replayed" in out.stdout
+        assert not target.is_isolated(target.member("redis", "redis-1"))
+        assert not lock.path.exists()
+        again = _drill(control_plane, tmp_path, "recover", "--target", "kind", "--context",
+                       CONTEXT)
+        assert again.returncode == 0 and "nothing to recover" in again.stdout
+    finally:
+        target.resume(target.member("redis", "redis-1"))
+        target.close()

@@ -85,14 +85,24 @@ def _audit_events(root: Path, paths: list[str] | None, skip: bool) -> list[dict[
     return journal_events(audit_paths(paths or [str(default)])[1])
 
 
+def _recover_command(target: str, context: str | None) -> str:
+    if target == "local":
+        return "drill recover"
+    return f"drill recover --target {target}" + (f" --context {context}" if context else "")
+
+
+TargetOpt = Annotated[str, typer.Option(help="Where the stack runs: local or kind.")]
+ContextOpt = Annotated[str | None, typer.Option(
+    help="Kube context for --target kind (default: the kubeconfig's current one; must "
+    "match $DRILL_KUBE_CONTEXTS, default kind-*).")]
+
+
 def run(
     refs: Annotated[list[str], typer.Argument(
         help="Scenario or drill names (see 'drill list') or paths to their files.",
         metavar="NAME_OR_PATH...")],
-    target: Annotated[str, typer.Option(help="Where the stack runs: local or kind.")] = "local",
-    context: Annotated[str | None, typer.Option(
-        help="Kube context for --target kind (default: the kubeconfig's current one; must "
-        "match $DRILL_KUBE_CONTEXTS, default kind-*).")] = None,
+    target: TargetOpt = "local",
+    context: ContextOpt = None,
     out: Annotated[Path | None, typer.Option(
         help="Folder for evidence bundles (default: reports/ in the project).")] = None,
     dry_run: Annotated[bool, typer.Option(
@@ -126,7 +136,8 @@ def run(
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
     reports = out or root / "reports"
     _check_out(reports)  # before the lock and the stack: a bad --out is a usage error
-    lock = TargetLock(tgt.state, run_id, reports / run_id / "journal.jsonl")
+    lock = TargetLock(tgt.state, run_id, reports / run_id / "journal.jsonl",
+                      recover=_recover_command(target, context))
     lock.acquire()
     try:
         _preflight(tgt)
@@ -262,28 +273,32 @@ def claims(
     Console().print(table)
 
 
-def recover() -> None:
+def recover(target: TargetOpt = "local", context: ContextOpt = None) -> None:
     """Undo the faults of a drill that died (kill -9, power loss) and clear its lock.
 
     Reads the dead run's journal, replays every undo that was not completed, newest first,
-    and journals what it did. Safe to run again: completed undos are not repeated.
+    and journals what it did. Safe to run again: completed undos are not repeated. Give the
+    same --target (and --context) the drill ran with.
     """
     from drillrunner.engine.actions import Catalog
     from drillrunner.engine.lock import TargetLock, pid_alive
     from drillrunner.engine.recover import replay
     from drillrunner.paths import state_dir
-    from drillrunner.targets.local.target import LocalTarget
+    from drillrunner.targets.kind.select import open_target
 
-    state = state_dir()
+    # local: look for the lock before opening the target (which needs a set-up stack)
+    state: Path = state_dir() if target == "local" and not context else \
+        open_target(target, context).state  # kind: the allow-list is checked first
     held = TargetLock.holder(state)
     if held is None:
-        typer.echo("nothing to recover: no drill left a lock on this target")
+        typer.echo(f"nothing to recover: no drill left a lock on target {target}")
         return
+    tgt = open_target(target, context)
     pid = int(str(held.get("pid", 0)) or 0)
     if pid and pid_alive(pid):
         raise StackError(f"the drill holding the lock (pid {pid}) is still running")
     journal = Path(str(held.get("journal", "")))
-    results = replay(journal, LocalTarget(state), Catalog.load()) if journal.is_file() else []
+    results = replay(journal, tgt, Catalog.load()) if journal.is_file() else []
     for undo, status in results:
         typer.echo(f"{undo.scenario}: {undo.action} {undo.args}: {status}")
     if any(status.startswith("failed") for _, status in results):

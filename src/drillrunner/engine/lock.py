@@ -19,8 +19,10 @@ def pid_alive(pid: int) -> bool:
 
 
 class TargetLock:
-    def __init__(self, state: Path, run_id: str, journal: Path) -> None:
+    def __init__(self, state: Path, run_id: str, journal: Path,
+                 recover: str = "drill recover") -> None:
         self.path = state / "drill.lock"
+        self.recover = recover
         self.run_id = run_id
         self.journal = journal
 
@@ -46,7 +48,7 @@ class TargetLock:
                 ) from None
             raise LockHeld(
                 f"a drill (pid {pid}, run {held.get('run_id')}) ended without cleaning up; "
-                "run 'drill recover' to undo its faults and clear the lock"
+                f"run '{self.recover}' to undo its faults and clear the lock"
             ) from None
         with os.fdopen(fd, "w") as f:
             json.dump({"pid": os.getpid(), "run_id": self.run_id,
