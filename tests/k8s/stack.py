@@ -23,8 +23,8 @@ NAMESPACE = "drill"
 # (group, version, kind, plural, scope)
 STAND_IN_CRDS = (
     ("cert-manager.io", "v1", "ClusterIssuer", "clusterissuers", "Cluster"),
-    ("external-secrets.io", "v1beta1", "SecretStore", "secretstores", "Namespaced"),
-    ("external-secrets.io", "v1beta1", "ExternalSecret", "externalsecrets", "Namespaced"),
+    ("external-secrets.io", "v1", "SecretStore", "secretstores", "Namespaced"),
+    ("external-secrets.io", "v1", "ExternalSecret", "externalsecrets", "Namespaced"),
 )
 
 

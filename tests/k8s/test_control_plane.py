@@ -648,3 +648,36 @@ def test_recover_on_kind_undoes_a_dead_drills_isolation(control_plane: ControlPl
     finally:
         target.resume(target.member("redis", "redis-1"))
         target.close()
+
+
+def test_credential_store_for_external_secrets(control_plane: ControlPlane,
+                                               stack: AppliedStack) -> None:
+    """deploy/kind/vault.yaml and the random Secret, as `drill cluster up` creates them, on
+    the real API server: the SecretStore's ServiceAccount may read exactly that Secret (the
+    API server's own authorizer answers), nothing else; a second run keeps the passwords."""
+    from kubernetes import client
+
+    from drillrunner.targets.kind.addons import VAULT_KEYS, ensure_vault_secret
+
+    control_plane.kubectl("apply", "--server-side", "-f", str(ROOT_DIR / "deploy/kind/vault.yaml"))
+    api = core(control_plane)
+    ensure_vault_secret(api)
+    first = api.read_namespaced_secret("drill-credentials", "drill-vault").data
+    assert sorted(first) == sorted(VAULT_KEYS)
+    assert ensure_vault_secret(api) is False
+    assert api.read_namespaced_secret("drill-credentials", "drill-vault").data == first
+
+    authz = client.AuthorizationV1Api(control_plane.api)
+
+    def allowed(verb: str, name: str, namespace: str = "drill-vault") -> bool:
+        review = authz.create_subject_access_review({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": "system:serviceaccount:drill:drill-secret-reader",
+                     "resourceAttributes": {"namespace": namespace, "verb": verb,
+                                            "resource": "secrets", "name": name}}})
+        return bool(review.status.allowed)
+
+    assert allowed("get", "drill-credentials")
+    assert not allowed("get", "other-secret")
+    assert not allowed("delete", "drill-credentials")
+    assert not allowed("get", "drill-credentials", namespace="drill")

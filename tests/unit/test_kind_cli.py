@@ -61,7 +61,8 @@ def test_cluster_without_docker_or_kind_is_one_clear_line(
     err = capsys.readouterr().err
     assert code == 3 and "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("drill: docker, kind not found: install Docker")
+    assert last.startswith("drill: docker, kind")
+    assert "not found: install Docker" in last
     assert "kind.sigs.k8s.io" in last
 
 
@@ -122,3 +123,79 @@ def test_wait_ready_reports_each_workload() -> None:
     seen: list[tuple[str, int]] = []
     wait_ready(a, 5.0, lambda w, n: seen.append((w, n)))
     assert seen == [("statefulset/redis", 2)]
+
+
+class _Deployments:
+    """apps API listing one available Deployment per namespace (operators answering)."""
+
+    def __init__(self, available: bool = True) -> None:
+        self.available = available
+
+    def list_namespaced_deployment(self, namespace: str) -> object:
+        from types import SimpleNamespace as NS
+
+        dep = NS(metadata=NS(name=f"{namespace}-controller"), spec=NS(replicas=1),
+                 status=NS(available_replicas=1 if self.available else 0))
+        return NS(items=[dep])
+
+
+def test_cluster_up_builds_images_and_installs_addons(tmp_path: Path) -> None:
+    """The command lines `drill cluster up` runs for the images and the add-ons, in order;
+    the credential store gets random passwords once and keeps them on a second run."""
+    from types import SimpleNamespace as NS
+
+    from drillrunner.targets.kind import addons
+
+    (tmp_path / "deploy" / "kind").mkdir(parents=True)
+    (tmp_path / "deploy" / "kind" / "vault.yaml").write_text("kind: Namespace\n")
+    fake = FakeCluster()
+    core = apis(fake).core
+
+    def create_secret(namespace: str, body: dict[str, object]) -> None:
+        fake.secrets[str(body["metadata"]["name"])] = dict(body["stringData"])  # type: ignore[index,call-overload]
+
+    core.create_namespaced_secret = create_secret  # type: ignore[attr-defined]
+    run = Recorder()
+    c = Cluster(tmp_path, run=run, which=lambda t: f"/usr/bin/{t}")
+    assert c.load_images() == ["drillrunner/oms:local", "drillrunner/feast:local"]
+    done = c.install_addons(NS(core=core, apps=_Deployments()), timeout=5)
+    assert done[-1] == "drill-vault/drill-credentials (created)"
+    k = ["kubectl", "--context", "kind-drill", "apply", "--server-side", "--force-conflicts",
+         "-f"]
+    assert run.argv == [
+        ["docker", "build", "-f", str(tmp_path / "deploy/k8s/oms/Dockerfile"), "-t",
+         "drillrunner/oms:local", str(tmp_path)],
+        ["kind", "load", "docker-image", "drillrunner/oms:local", "--name", "drill"],
+        ["docker", "build", "-f", str(tmp_path / "deploy/k8s/feast/Dockerfile"), "-t",
+         "drillrunner/feast:local", str(tmp_path)],
+        ["kind", "load", "docker-image", "drillrunner/feast:local", "--name", "drill"],
+        [*k, addons.INGRESS_NGINX.url],
+        [*k, addons.CERT_MANAGER.url],
+        ["helm", "--kube-context", "kind-drill", "upgrade", "--install", "external-secrets",
+         "external-secrets", "--repo", "https://charts.external-secrets.io", "--version",
+         "1.1.1", "--namespace", "external-secrets", "--create-namespace", "--wait",
+         "--timeout", "10m"],
+        [*k, str(tmp_path / "deploy/kind/vault.yaml")],
+    ]
+    first = dict(fake.secrets["drill-credentials"])
+    assert sorted(first) == sorted(addons.VAULT_KEYS)
+    assert len(set(first.values())) == 4 and all(len(v) >= 24 for v in first.values())
+    again = c.install_addons(NS(core=core, apps=_Deployments()), timeout=5)
+    assert again[-1] == "drill-vault/drill-credentials (kept)"
+    assert fake.secrets["drill-credentials"] == first  # never rotated under the data
+
+
+def test_cluster_up_needs_helm_and_says_so(tmp_path: Path) -> None:
+    c = Cluster(tmp_path, run=Recorder(), which=lambda t: None if t == "helm" else "/x")
+    with pytest.raises(MissingBinary, match=r"^helm not found: install helm \(https://helm"):
+        c.install_addons(object())
+    assert c.calls == []  # nothing applied before the check
+
+
+def test_addons_not_available_name_what_is_missing() -> None:
+    from drillrunner.errors import StackError
+    from drillrunner.targets.kind.addons import wait_namespaces
+
+    with pytest.raises(StackError, match=r"not available: cert-manager/cert-manager-"
+                                         r"controller 0/1"):
+        wait_namespaces(_Deployments(available=False), ["cert-manager"], timeout=0.5)

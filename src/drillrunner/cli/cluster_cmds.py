@@ -36,18 +36,26 @@ def up(
     timeout: Annotated[float, typer.Option(
         help="Seconds to wait for every workload to be ready.")] = 900.0,
 ) -> None:
-    """Create the kind cluster from kind-config.yaml (unless it exists), apply deploy/k8s,
-    and wait until every workload is ready (idempotent)."""
+    """Create the kind cluster from kind-config.yaml (unless it exists), build and load the
+    project's images, install ingress-nginx, cert-manager and External Secrets (pinned
+    versions; needs helm), create the credential store with random passwords (once), apply
+    deploy/k8s and wait until every workload is ready. Idempotent."""
     from drillrunner.targets.kind.apis import connect
     from drillrunner.targets.kind.cluster import wait_ready
 
     cluster = _cluster(name)
+    cluster.need("docker", "kind", "helm")  # every tool, before anything is created
     started = time.monotonic()
     typer.echo(f"creating kind cluster {name}...", err=True)
     created = cluster.create()
     typer.echo(f"  cluster {'created' if created else 'already exists'} "
                f"({time.monotonic() - started:.1f}s)", err=True)
+    for tag in cluster.load_images():
+        typer.echo(f"  image {tag} built and loaded ({time.monotonic() - started:.1f}s)",
+                   err=True)
     _, apis = connect(context=cluster.context)
+    for addon in cluster.install_addons(apis):
+        typer.echo(f"  {addon} ready ({time.monotonic() - started:.1f}s)", err=True)
     how = cluster.apply(apis)
     typer.echo(f"  deploy/k8s applied ({how})", err=True)
     wait_ready(apis, timeout, lambda workload, ready: typer.echo(

@@ -25,6 +25,7 @@ INSTALL = {
     "kind": "kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation, "
             "e.g. 'go install sigs.k8s.io/kind@latest')",
     "kubectl": "kubectl (https://kubernetes.io/docs/tasks/tools/) or kustomize",
+    "helm": "helm (https://helm.sh/docs/intro/install/), for the External Secrets chart",
 }
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
@@ -100,6 +101,55 @@ class Cluster:
         rendered = self._cmd("kustomize", "build", str(manifests))
         server_side_apply(apis, rendered)
         return "server-side apply"
+
+    def load_images(self) -> list[str]:
+        """docker build the project's images (context: the project root) and load them into
+        the kind nodes (there is no registry)."""
+        from drillrunner.targets.kind.addons import IMAGES
+
+        for image in IMAGES:
+            self._cmd("docker", "build", "-f", str(self.root / image.dockerfile), "-t",
+                      image.tag, str(self.root))
+            self._cmd("kind", "load", "docker-image", image.tag, "--name", self.name)
+        return [i.tag for i in IMAGES]
+
+    def _apply_file(self, apis: Any, source: str) -> None:
+        """Apply one manifest (a URL or a path): kubectl when present, else the client."""
+        if self.which("kubectl"):
+            self._cmd("kubectl", "--context", self.context, "apply", "--server-side",
+                      "--force-conflicts", "-f", source)
+            return
+        if source.startswith("https://"):
+            import urllib.request
+
+            try:
+                with urllib.request.urlopen(source, timeout=120) as resp:
+                    text = resp.read().decode()
+            except OSError as exc:
+                raise StackError(f"downloading {source}: {exc}") from None
+        else:
+            text = Path(source).read_text()
+        server_side_apply(apis, text)
+
+    def install_addons(self, apis: Any, timeout: float = 600.0) -> list[str]:
+        """ingress-nginx, cert-manager and External Secrets (pinned), then the credential
+        store; returns what was installed. Idempotent (server-side apply, helm upgrade)."""
+        from drillrunner.targets.kind import addons
+
+        self.need("helm")  # before changing anything
+        for manifest in addons.MANIFESTS:
+            self._apply_file(apis, manifest.url)
+        chart, repo, version = addons.ESO_CHART
+        self._cmd("helm", "--kube-context", self.context, "upgrade", "--install", chart,
+                  chart, "--repo", repo, "--version", version, "--namespace",
+                  addons.ESO_NAMESPACE, "--create-namespace", "--wait", "--timeout", "10m")
+        addons.wait_namespaces(apis.apps, [m.namespace for m in addons.MANIFESTS]
+                               + [addons.ESO_NAMESPACE], timeout)
+        self._apply_file(apis, str(addons.vault_manifest(self.root)))
+        created = addons.ensure_vault_secret(apis.core)
+        return [*(m.name for m in addons.MANIFESTS), f"external-secrets {version}",
+                f"{addons.VAULT_NAMESPACE}/{addons.VAULT_SECRET} "
+                f"({'created' if created else 'kept'})"]
 
     def delete(self) -> bool:
         self.check_tools()
