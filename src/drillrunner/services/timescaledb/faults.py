@@ -7,7 +7,7 @@ from drillrunner.engine.context import RunContext
 from drillrunner.engine.verdicts import FaultResult
 from drillrunner.errors import ActionFailed
 from drillrunner.services.timescaledb import sql
-from drillrunner.services.timescaledb.ops import SERVICE, pg_ops
+from drillrunner.services.timescaledb.ops import SERVICE, RoutesPrimary, pg_ops
 from drillrunner.services.timescaledb.repair import walreceiver_pid, walsender_pid
 from drillrunner.services.timescaledb.roles import Role, member_roles, replicas, the_primary
 from drillrunner.targets.base import Signal
@@ -129,6 +129,8 @@ def promote_replica(
     if not ok:
         raise ActionFailed(f"{chosen} did not finish promotion within {seconds}s")
     promoted = monotonic()
+    if isinstance(ops, RoutesPrimary):
+        ops.route_primary(chosen)  # e.g. a Kubernetes Service in-cluster clients use
 
     def commits() -> bool:
         with sql.connect(ops.dsn(chosen), for_writes=True) as conn:

@@ -72,6 +72,15 @@ class PostgresOps(Protocol):
     def timescaledb_installed(self) -> bool: ...
 
 
+@runtime_checkable
+class RoutesPrimary(Protocol):
+    """Targets whose clients reach the primary through something the target must repoint
+    after a promotion (kind: the Service timescaledb-primary). Local clients use a
+    multi-host connection string and need nothing."""
+
+    def route_primary(self, member: str) -> None: ...
+
+
 def pg_ops(target: Target) -> PostgresOps:
     """The target's PostgreSQL-specific operations."""
     factory = getattr(target, "deployment", None)

@@ -96,9 +96,11 @@ def heal_replicas(ctx: RunContext) -> FaultResult:
 def resume_member(ctx: RunContext, member: str) -> FaultResult:
     """Resume a paused (SIGSTOPped) member. Idempotent."""
     ref = ctx.target.member(SERVICE, member)
-    if not ctx.target.is_running(ref):
+    ops = pg_ops(ctx.target)
+    # A frozen pod turns NotReady (its probes hang): paused counts, running or not.
+    if not ctx.target.is_running(ref) and not ops.is_paused(member):
         return FaultResult(summary=f"{member} is not running: nothing to resume", members=[member])
-    pg_ops(ctx.target).resume(member)
+    ops.resume(member)
     return FaultResult(summary=f"resumed {member}", members=[member])
 
 

@@ -20,10 +20,11 @@ class Role(StrEnum):
 def role_of(target: Target, ops: PostgresOps, member: MemberRef) -> Role:
     import psycopg
 
-    if not target.is_running(member):
-        return Role.DOWN
+    # Paused first: a frozen pod fails its readiness probe, a frozen process does not.
     if ops.is_paused(member.name):
         return Role.PAUSED
+    if not target.is_running(member):
+        return Role.DOWN
     try:
         in_recovery = sql.fetch_value(ops.dsn(member.name), "SELECT pg_is_in_recovery()")
     except psycopg.Error:
