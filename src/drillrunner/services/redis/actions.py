@@ -19,7 +19,7 @@ def restart_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> Fa
     primary) and wait until the tier is ready. Does nothing to a running member."""
     ops = redis_ops(ctx.target)
     started = start_member(ctx.target, ops, ctx.target.member(SERVICE, member))
-    r = wait_ready(ops.servers(), ops.sentinels(), timeout=timeout)
+    r = wait_ready(ops.servers(), ops.sentinels(), timeout=timeout, ops=ops)
     return FaultResult(
         summary=f"{'started' if started else 'already running:'} {member}; primary {r.master}",
         members=[member] if started else [], detail={"primary": r.master},
@@ -44,7 +44,7 @@ def resume_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> Fau
     resumed = member_role(ctx.target, ref) is Role.PAUSED
     if ctx.target.is_running(ref):
         ctx.target.resume(ref)  # idempotent; on kind no PID shows a member as "paused"
-    r = wait_ready(ops.servers(), ops.sentinels(), timeout=timeout)
+    r = wait_ready(ops.servers(), ops.sentinels(), timeout=timeout, ops=ops)
     return FaultResult(summary=f"{'resumed' if resumed else 'not paused:'} {member}; "
                        f"primary {r.master}", members=[member] if resumed else [])
 

@@ -102,6 +102,7 @@ def restore_into_fresh_tier(target: Target, ops: RedisOps, source: Path,
     t0 = time.monotonic()
     servers, sentinels = ops.servers(), ops.sentinels()
     for m in [*sentinels, *servers]:
+        ops.hold(m.name)  # kept down once killed (kind recreates a deleted pod at once)
         target.kill(m, Signal.KILL)  # no-op for a member already down
         ops.wipe(m.name)
     primary, replicas = servers[0], servers[1:]
@@ -124,7 +125,7 @@ def restore_into_fresh_tier(target: Target, ops: RedisOps, source: Path,
     for sentinel in sentinels:
         ops.prepare_sentinel(sentinel.name, primary, fresh=True)
         target.start(sentinel)
-    wait_ready(servers, sentinels, timeout=timeout)
+    wait_ready(servers, sentinels, timeout=timeout, ops=ops)
     return time.monotonic() - t0, primary.name
 
 

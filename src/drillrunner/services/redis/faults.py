@@ -73,6 +73,7 @@ def destroy_tier(ctx: RunContext) -> FaultResult:
     ctx.will_undo("redis.recover_tier", snapshot=snap["path"] if snap else None)
     members = [*ops.sentinels(), *ops.servers()]
     for m in members:
+        ops.hold(m.name)  # kept down once killed (kind recreates a deleted pod at once)
         ctx.target.kill(m, Signal.KILL)
     for m in members:
         ops.wipe(m.name)

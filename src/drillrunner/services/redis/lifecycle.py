@@ -34,7 +34,7 @@ def start_all(target: Target, ops: RedisOps, timeout: float) -> tuple[list[str],
     for member in [*servers, *ops.sentinels()]:
         if start_member(target, ops, member):
             started.append(member.name)
-    return started, wait_ready(ops.servers(), ops.sentinels(), timeout=timeout)
+    return started, wait_ready(ops.servers(), ops.sentinels(), timeout=timeout, ops=ops)
 
 
 def current_primary(target: Target, ops: RedisOps) -> MemberRef:

@@ -47,6 +47,16 @@ class RedisOps(Protocol):
     def copy_in(self, name: str, src: Path) -> None:
         """Put `src/dump.rdb` into a stopped server's data folder."""
 
+    def hold(self, name: str) -> None:
+        """Keep the member down once it is killed, until prepare_server/prepare_sentinel
+        releases it, so wipe/copy_in act on a stopped member. Call it before the kill:
+        on kind the controller recreates a deleted pod at once."""
+
+    def member_for(self, host: str, port: int) -> MemberRef | None:
+        """The member a server or sentinel names by `host`:`port` (e.g. the master a
+        sentinel reports, a replica's master_host), or None if it is none of ours.
+        Members are addressed differently from outside (kind: port-forwards)."""
+
 
 def redis_ops(target: Target) -> RedisOps:
     ops = target.deployment("redis")

@@ -6,11 +6,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drillrunner.services.redis import client
 from drillrunner.targets.base import MemberRef, Target
 from drillrunner.waiting import WaitTimeout, poll_until
+
+if TYPE_CHECKING:
+    from drillrunner.services.redis.ops import RedisOps
 
 SERVICE = "redis"
 
@@ -72,22 +75,40 @@ def member_roles(target: Target) -> dict[str, str]:
     return {m.name: str(member_role(target, m)) for m in target.members(SERVICE)}
 
 
+def master_name(ops: RedisOps | None) -> str:
+    return ops.master_name if ops is not None else client.MASTER_NAME
+
+
+def locate(servers: list[MemberRef], host: str, port: int,
+           ops: RedisOps | None = None) -> MemberRef | None:
+    """The server a sentinel or replica names by `host`:`port`. Without `ops`, an exact
+    match on the address; with it, mapped by the target (kind: an in-cluster name or pod
+    IP and 6379, while the driver reaches the pod through a local port-forward)."""
+    found = ops.member_for(host, port) if ops is not None else None
+    for server in servers:
+        if found is not None and server.name == found.name:
+            return server
+        if ops is None and (server.host, server.port) == (host, port):
+            return server
+    return None
+
+
 def sentinel_master(
-    servers: list[MemberRef], sentinels: list[MemberRef]
+    servers: list[MemberRef], sentinels: list[MemberRef], ops: RedisOps | None = None
 ) -> MemberRef | None:
     """The server most answering sentinels name as master (None if none answers)."""
     votes: Counter[tuple[str, int]] = Counter()
     for sentinel in sentinels:
         try:
-            addr = client.sentinel_master_addr(sentinel)
+            addr = client.sentinel_master_addr(sentinel, master_name(ops))
         except Exception:
             continue
         if addr is not None:
             votes[addr] += 1
     for (host, port), _ in votes.most_common():
-        for server in servers:
-            if (server.host, server.port) == (host, port):
-                return server
+        server = locate(servers, host, port, ops)
+        if server is not None:
+            return server
     return None
 
 
@@ -106,7 +127,9 @@ class Readiness:
         return not self.problems
 
 
-def readiness(servers: list[MemberRef], sentinels: list[MemberRef]) -> Readiness:
+def readiness(servers: list[MemberRef], sentinels: list[MemberRef],
+              ops: RedisOps | None = None) -> Readiness:
+    """`ops` maps the addresses servers and sentinels report to members (see locate)."""
     problems: list[str] = []
     infos: dict[str, dict[str, Any]] = {}
     for server in servers:
@@ -122,18 +145,18 @@ def readiness(servers: list[MemberRef], sentinels: list[MemberRef]) -> Readiness
     linked = [
         n for n, i in infos.items()
         if i.get("role") == "slave" and i.get("master_link_status") == "up"
-        and int(i.get("master_port", 0)) == master.port
+        and _names(master, str(i.get("master_host", "")), int(i.get("master_port", 0)), ops)
     ]
     if not linked:
         problems.append(f"no replica has its link to {master.name} up")
     lag = replica_lag_bytes(infos[master.name])
     for sentinel in sentinels:
         try:
-            state = client.sentinel_master(sentinel)
+            state = client.sentinel_master(sentinel, master_name(ops))
         except Exception as exc:
             problems.append(f"{sentinel.name} does not answer ({type(exc).__name__})")
             continue
-        if int(state.get("port", 0)) != master.port:
+        if not _names(master, str(state.get("ip", "")), int(state.get("port", 0)), ops):
             problems.append(f"{sentinel.name} names port {state.get('port')} as master")
         if state.get("flags") != "master":
             problems.append(f"{sentinel.name} flags the master {state.get('flags')}")
@@ -142,6 +165,14 @@ def readiness(servers: list[MemberRef], sentinels: list[MemberRef]) -> Readiness
         if int(state.get("num-other-sentinels", 0)) < len(sentinels) - 1:
             problems.append(f"{sentinel.name} has not discovered the other sentinels yet")
     return Readiness(master.name, linked, problems, lag)
+
+
+def _names(member: MemberRef, host: str, port: int, ops: RedisOps | None) -> bool:
+    """Whether `host`:`port`, as a server or sentinel reports it, is `member` (without
+    `ops`: the port alone, every local member being on 127.0.0.1)."""
+    if ops is None:
+        return port == member.port
+    return locate([member], host, port, ops) is not None
 
 
 def replica_lag_bytes(master_info: dict[str, Any]) -> int | None:
@@ -156,12 +187,13 @@ def replica_lag_bytes(master_info: dict[str, Any]) -> int | None:
 
 
 def wait_ready(
-    servers: list[MemberRef], sentinels: list[MemberRef], *, timeout: float
+    servers: list[MemberRef], sentinels: list[MemberRef], *, timeout: float,
+    ops: RedisOps | None = None
 ) -> Readiness:
     last: list[Readiness] = []
 
     def check() -> Readiness | None:
-        r = readiness(servers, sentinels)
+        r = readiness(servers, sentinels, ops)
         last[:] = [r]
         return r if r.ready else None
 

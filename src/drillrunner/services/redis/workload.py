@@ -11,7 +11,7 @@ client follows a failover as soon as the sentinels have elected, then SETs
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from drillrunner.engine.actions import workload
@@ -19,7 +19,9 @@ from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpUnknown
 from drillrunner.errors import ActionFailed
 from drillrunner.services.redis import client
+from drillrunner.services.redis.ops import redis_ops
 from drillrunner.services.redis.topology import sentinels_of
+from drillrunner.targets.base import MemberRef
 from drillrunner.units import Duration
 from drillrunner.waiting import poll_until
 
@@ -31,12 +33,26 @@ class SequencedWrites:
     """A WorkloadClient writing one key per sequence number."""
 
     def __init__(self, sentinels: list[tuple[str, int]], run_key: str, timeout: float,
-                 master_name: str = client.MASTER_NAME) -> None:
+                 master_name: str = client.MASTER_NAME,
+                 member_for: Callable[[str, int], MemberRef | None] | None = None) -> None:
         self.run_key = run_key
         self.timeout = timeout
         self.master_name = master_name
         self._sentinel = client.make_sentinel(sentinels, timeout)
         self._conns: dict[tuple[str, int], Any] = {}
+        self._member_for = member_for
+        self._addrs: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def _master(self) -> tuple[str, int]:
+        """The master's address as the sentinels name it, mapped to where this client
+        reaches it (kind: a port-forward); unmapped addresses are used as they are."""
+        host, port = self._sentinel.discover_master(self.master_name)
+        named = (str(host), int(port))
+        if named not in self._addrs and self._member_for is not None:
+            member = self._member_for(*named)
+            if member is not None:  # names are stable; an unknown one is asked again
+                self._addrs[named] = (member.host, member.port)
+        return self._addrs.get(named, named)
 
     def key(self, seq: int) -> str:
         return f"drill:{self.run_key}:{seq}"
@@ -52,10 +68,10 @@ class SequencedWrites:
         from redis.exceptions import ConnectionError, RedisError, ResponseError, TimeoutError
 
         try:
-            host, port = self._sentinel.discover_master(self.master_name)
+            host, port = self._master()
         except RedisError as exc:  # MasterNotFoundError included: nothing was sent
             raise ActionFailed(f"no master known to the sentinels: {exc}") from None
-        conn = self._connection((str(host), int(port)))
+        conn = self._connection((host, port))
         try:
             conn.connect()  # a no-op when already connected
         except (RedisError, OSError) as exc:
@@ -83,8 +99,8 @@ class SequencedWrites:
         from redis.exceptions import RedisError
 
         def read() -> set[int]:
-            host, port = self._sentinel.discover_master(self.master_name)
-            conn = client.connect(str(host), int(port), READ_TIMEOUT)
+            host, port = self._master()
+            conn = client.connect(host, port, READ_TIMEOUT)
             try:
                 found: set[int] = set()
                 ordered = sorted(seqs)
@@ -107,13 +123,15 @@ class SequencedWrites:
         for conn in self._conns.values():
             conn.disconnect()
         self._conns.clear()
-        self._sentinel.close()
+        for conn in self._sentinel.sentinels:  # redis-py's Sentinel has no close()
+            conn.close()
 
 
 @workload("redis.sequenced_writes")
 def sequenced_writes(ctx: RunContext, timeout: Duration = 0.5) -> SequencedWrites:
     """SET drill:<scenario>-<random>:<seq> through Sentinel; `timeout` bounds each
     connect and each reply. The random part keeps reruns on one stack apart."""
+    ops = redis_ops(ctx.target)
     sentinels = [(s.host, s.port) for s in sentinels_of(ctx.target)]
     run_key = f"{ctx.scenario}-{uuid.uuid4().hex[:8]}"
-    return SequencedWrites(sentinels, run_key, timeout)
+    return SequencedWrites(sentinels, run_key, timeout, ops.master_name, ops.member_for)

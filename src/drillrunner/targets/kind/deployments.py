@@ -8,7 +8,6 @@ backups in or out) raises ActionFailed("... not supported on kind yet").
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from drillrunner.errors import ActionFailed
@@ -53,60 +52,3 @@ class KindDeployment:
                 images.update(c.image for c in pod.spec.containers)
         return {self.service: ", ".join(sorted(images)) or "unknown (no pods)"}
 
-
-class KindRedisOps(KindDeployment):
-    """RedisOps on kind. The pods configure their own role at start (from the manifests'
-    startup script asking the sentinels), so prepare_* only check the member exists;
-    data operations on volumes are not supported yet."""
-
-    master_name = "drill"
-
-    @property
-    def appendonly(self) -> bool:
-        return True  # the manifests run Redis with AOF on
-
-    def servers(self) -> list[MemberRef]:
-        return [m for m in self.members() if m.kind != "sentinel"]
-
-    def sentinels(self) -> list[MemberRef]:
-        return [m for m in self.members() if m.kind == "sentinel"]
-
-    def current_master(self) -> MemberRef:
-        """The running server that says it is master (asked through its address)."""
-        from drillrunner.services.redis import client
-
-        servers = self.servers()
-        for server in servers:
-            if not self.target.is_running(server):
-                continue
-            try:
-                if client.info(server, "replication").get("role") == "master":
-                    return server
-            except Exception:
-                continue
-        if not servers:
-            raise ActionFailed("no Redis server pods found")
-        return servers[0]
-
-    def prepare_server(self, name: str, replica_of: MemberRef | None, *,
-                       appendonly: bool | None = None) -> None:
-        if appendonly is not None and appendonly != self.appendonly:
-            raise unsupported("changing Redis persistence")
-        self.target.member(self.service, name)
-
-    def prepare_sentinel(self, name: str, master: MemberRef, *, fresh: bool = False) -> None:
-        if fresh:
-            raise unsupported("resetting a sentinel's learned state")
-        self.target.member(self.service, name)
-
-    def has_data(self, name: str) -> bool:
-        raise unsupported("inspecting a Redis volume")
-
-    def wipe(self, name: str) -> None:
-        raise unsupported("wiping a Redis volume")
-
-    def copy_out(self, name: str, dest: Path) -> list[str]:
-        raise unsupported("copying Redis data out of a pod")
-
-    def copy_in(self, name: str, src: Path) -> None:
-        raise unsupported("copying Redis data into a pod")

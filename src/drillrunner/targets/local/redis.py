@@ -218,6 +218,14 @@ class RedisDeployment:
         data.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / "dump.rdb", data / "dump.rdb")
 
+    def hold(self, name: str) -> None:
+        """Nothing to do: a killed local member stays down until it is started again."""
+        self._member(name)
+
+    def member_for(self, host: str, port: int) -> MemberRef | None:
+        """Members are addressed as they address each other: an exact match."""
+        return next((m for m in self.members() if (m.host, m.port) == (host, port)), None)
+
     def current_master(self) -> MemberRef:
         """The primary as the running sentinels, then the running servers, then the
         sentinels' own config files (they record failovers) know it; else redis-0."""

@@ -1,0 +1,451 @@
+"""RedisOps on kind: the servers (StatefulSet `redis`) and sentinels (`redis-sentinel`) of
+deploy/k8s/redis, worked on through exec in their pods (redis-cli and busybox sh of the
+redis:7.2-alpine image) and files on their volumes (/data, /sentinel).
+
+Stopped members. Deleting a pod does not stop a member on kind: its StatefulSet recreates
+it at once, and a recreated server joins the master the sentinels name (the manifests'
+startup script). So a member whose data is replaced is *held*: `hold` puts a marker on its
+volume (`.drill-hold`), the following kill recreates the pod, and the pod's startup script
+waits while the marker exists (no Redis process, readiness fails, so `is_running` is False,
+the liveness probe passes). wipe/copy_in act only on a held member; prepare_server /
+prepare_sentinel write what the next start needs onto the volume and remove the marker,
+so the driver's `target.start` (wait until Ready) brings it up. Scaling the StatefulSet to
+0 was not used: it stops every ordinal from the top, and a volume without a pod cannot be
+reached through exec. A hold survives pod deletion and a crashed drill; the undo paths
+(`redis.recover_tier`, `redis.restart_all`) release it through prepare_*. A hold whose kill
+never came (a crash in between) is dropped by the next prepare_* of the running member.
+
+Addresses. Servers and sentinels name each other by in-cluster DNS name
+(`redis-0.redis-headless.drill.svc.cluster.local:6379`: the manifests' announce settings)
+or by pod IP; the driver reaches members through 127.0.0.1 port-forwards. `member_for`
+maps the former to the member.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from drillrunner.errors import ActionFailed, StackError
+from drillrunner.targets.base import MemberRef
+from drillrunner.targets.kind.deployments import KindDeployment
+from drillrunner.waiting import WaitTimeout, poll_until
+
+if TYPE_CHECKING:
+    from drillrunner.targets.kind.target import ExecResult, KindTarget
+
+SERVER_PORT = 6379
+SENTINEL_PORT = 26379
+GOVERNING = {"server": "redis-headless", "sentinel": "redis-sentinel"}  # headless Services
+CONFIGMAP = "redis-config"
+HOLD = ".drill-hold"
+START_ARGS = ".drill-start-args"  # one-shot redis-server arguments, read by the startup script
+QUORUM = 2
+ERROR_REPLY = r"(\(error\) )?(ERR|WRONGTYPE|NOAUTH|LOADING|READONLY|BUSY|MASTERDOWN)\b"
+T = TypeVar("T")
+
+
+class NoExec(ActionFailed):
+    """The pod cannot run a command now: no pod, or its container is not running."""
+
+
+class KindRedisOps(KindDeployment):
+    """RedisOps for the pods of deploy/k8s/redis (master name `drill-redis`)."""
+
+    master_name = "drill-redis"
+    server_dir = "/data"  # the volumes' mount paths in servers.yaml / sentinels.yaml
+    sentinel_dir = "/sentinel"
+    wait = 120.0  # for a recreated pod's container to run (image present: seconds)
+
+    def __init__(self, target: KindTarget, service: str) -> None:
+        super().__init__(target, service)
+        # Servers this drill started with a persistence override (a restore loads the RDB
+        # with AOF off): their live setting is not what the stack means to run.
+        self._overridden: set[str] = set()
+        self._appendonly: bool | None = None
+
+    # -- members and addresses ---------------------------------------------------------
+
+    def servers(self) -> list[MemberRef]:
+        return [m for m in self.members() if m.kind != "sentinel"]
+
+    def sentinels(self) -> list[MemberRef]:
+        return [m for m in self.members() if m.kind == "sentinel"]
+
+    def _ref(self, name: str) -> MemberRef:
+        try:
+            return self.target.member(self.service, name)
+        except StackError as exc:
+            raise ActionFailed(str(exc)) from None
+
+    def _dir(self, member: MemberRef) -> str:
+        return self.sentinel_dir if member.kind == "sentinel" else self.server_dir
+
+    def in_cluster(self, member: MemberRef) -> str:
+        """The member's DNS name as the other members use it."""
+        return f"{member.name}.{GOVERNING[member.kind]}.{self.target.namespace}.svc.cluster.local"
+
+    def member_for(self, host: str, port: int) -> MemberRef | None:
+        """The member named by an in-cluster DNS name or pod IP and its container port (or
+        by the address the target hands out); None for anything else."""
+        members = self.members()
+        for m in members:
+            if (m.host, m.port) == (host, port):
+                return m
+        name: str | None = None
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            labels = host.split(".")
+            name = labels[0]
+            governing = labels[1] if len(labels) > 1 else None
+        else:
+            governing = None
+            pods = self.target.apis.core.list_namespaced_pod(
+                self.target.namespace, label_selector=self.target._selector(self.service))
+            name = next((p.metadata.name for p in pods.items
+                         if p.status is not None and p.status.pod_ip == host), None)
+        for m in members:
+            if m.name != name or (governing and governing != GOVERNING[m.kind]):
+                continue
+            if port == (SENTINEL_PORT if m.kind == "sentinel" else SERVER_PORT):
+                return m
+        return None
+
+    # -- exec helpers ------------------------------------------------------------------
+
+    def _exec(self, member: MemberRef, argv: list[str], what: str) -> ExecResult:
+        """target.exec; NoExec naming the pod when it cannot run (no pod, container not
+        started, the API refusing the exec)."""
+        try:
+            return self.target.exec(member, argv, timeout=60.0)
+        except ActionFailed as exc:
+            raise NoExec(f"{member.name}: {what} failed: {exc}") from None
+        except Exception as exc:  # the API's own errors (ApiException, websocket)
+            raise NoExec(f"{member.name}: {what} failed: cannot exec in the pod "
+                         f"({type(exc).__name__})") from None
+
+    def _sh(self, member: MemberRef, script: str, what: str) -> str:
+        """Run a script in the member's pod: its stdout, or ActionFailed naming the pod."""
+        result = self._exec(member, ["sh", "-c", script], what)
+        if result.returncode != 0:
+            tail = (result.stderr.strip() or result.stdout.strip())[-300:]
+            raise ActionFailed(f"{member.name}: {what} failed (exit {result.returncode}): "
+                               f"{tail}")
+        return result.stdout
+
+    def _poll(self, condition: Callable[[], T | None], what: str,
+              retry_on: tuple[type[BaseException], ...] = ()) -> T:
+        """poll_until for `self.wait`; a timeout is an ActionFailed (`what` names the pod)."""
+        try:
+            return poll_until(condition, timeout=self.wait, interval=0.5, what=what,
+                              retry_on=retry_on)
+        except WaitTimeout as exc:
+            raise ActionFailed(str(exc)) from None
+
+    def _sh_when_up(self, member: MemberRef, script: str, what: str) -> str:
+        """`_sh`, retried while the pod (being recreated) has no running container."""
+        return self._poll(lambda: self._sh(member, script, what) or "\n",
+                          f"{member.name}: {what}", retry_on=(NoExec,))
+
+    def _cli(self, member: MemberRef, *args: str) -> str:
+        """redis-cli in the member's pod, raw output; ActionFailed on an error reply."""
+        port = SENTINEL_PORT if member.kind == "sentinel" else SERVER_PORT
+        what = f"redis-cli {' '.join(args[:2])}"
+        result = self._exec(member, ["redis-cli", "--raw", "-p", str(port), *args], what)
+        out = result.stdout
+        if result.returncode != 0 or re.match(ERROR_REPLY, out):
+            detail = (result.stderr.strip() or out.strip())[-300:]
+            raise ActionFailed(f"{member.name}: {what} failed: {detail}")
+        return out
+
+    def _state(self, member: MemberRef) -> str | None:
+        """'held' (marker set, no Redis process), 'holding' (marker set, the process still
+        runs), 'free' (no marker), or None when the pod cannot be asked (no container)."""
+        marker = shlex.quote(f"{self._dir(member)}/{HOLD}")
+        script = (f"if [ -e {marker} ]; then case \"$(cat /proc/1/comm)\" in "
+                  "redis-*) echo holding;; *) echo held;; esac; else echo free; fi")
+        try:
+            return self._sh(member, script, "reading its hold state").strip() or None
+        except ActionFailed:
+            return None
+
+    def _settled_state(self, member: MemberRef) -> str:
+        """'held' or 'free', once the pod's container runs and a held one has stopped."""
+        def settled() -> str | None:
+            state = self._state(member)
+            return state if state in ("held", "free") else None
+
+        return self._poll(settled, f"{member.name} to be up or held down")
+
+    def _require_held(self, member: MemberRef, what: str) -> None:
+        """Refuse unless the member is held down (its pod runs, Redis does not)."""
+        if self.target.is_running(member):
+            raise ActionFailed(f"{member.name} is running: {what} while its pod serves is not "
+                               "supported on kind yet; hold it and kill it first")
+        if self._settled_state(member) != "held":
+            raise ActionFailed(f"{member.name} is not held down: {what} needs hold() before "
+                               "the kill (its recreated pod starts Redis at once otherwise)")
+
+    def _release(self, member: MemberRef) -> None:
+        self._sh(member, f"rm -f {shlex.quote(f'{self._dir(member)}/{HOLD}')}",
+                 f"releasing {member.name}")
+
+    # -- RedisOps ----------------------------------------------------------------------
+
+    @property
+    def appendonly(self) -> bool:
+        """Whether the stack runs with AOF: read once (see `_read_appendonly`) and kept for
+        this run, so a restore turns AOF back on as it was before the drill. Never raises,
+        and does I/O once: Python 3.11's isinstance(ops, RedisOps) reads it. Unknown (no
+        server answers, no ConfigMap): True, as the manifests run it."""
+        if self._appendonly is None:
+            self._appendonly = self._read_appendonly()
+        return True if self._appendonly is None else self._appendonly
+
+    def _read_appendonly(self) -> bool | None:
+        """CONFIG GET appendonly of a running server not started with a drill override,
+        else the ConfigMap's redis.conf (what every start without one uses)."""
+        try:
+            servers = self.servers()
+        except Exception:  # read from isinstance(): an API failure must not escape
+            return None
+        for server in servers:
+            try:
+                if server.name in self._overridden or not self.target.is_running(server):
+                    continue
+                reply = self._cli(server, "config", "get", "appendonly").split()
+            except Exception:
+                continue
+            if len(reply) == 2:
+                return reply[1] == "yes"
+        try:
+            conf = (self.target.read_config(CONFIGMAP) or {}).get("redis.conf")
+        except Exception:
+            return None
+        if conf is None:
+            return None
+        found = re.findall(r"^\s*appendonly\s+(\S+)", conf, re.M)
+        return bool(found) and found[-1].strip("\"'").lower() == "yes"  # Redis: off
+
+    def current_master(self) -> MemberRef:
+        """The primary as the running sentinels, then the running servers, then the
+        sentinels' state files (they record failovers) know it; else the first server."""
+        servers = self.servers()
+        if not servers:
+            raise ActionFailed("no Redis server pods found")
+        votes: Counter[str] = Counter()
+        for sentinel in self.sentinels():
+            if not self.target.is_running(sentinel):
+                continue
+            try:
+                reply = self._cli(sentinel, "sentinel", "get-master-addr-by-name",
+                                  self.master_name).split()
+            except ActionFailed:
+                continue
+            if len(reply) == 2 and reply[1].isdigit():
+                found = self.member_for(reply[0], int(reply[1]))
+                if found is not None and found.kind == "server":
+                    votes[found.name] += 1
+        for name, _ in votes.most_common(1):
+            return next(s for s in servers if s.name == name)
+        for server in servers:
+            if not self.target.is_running(server):
+                continue
+            try:
+                if "role:master" in self._cli(server, "info", "replication"):
+                    return server
+            except ActionFailed:
+                continue
+        return self._master_from_files(servers) or servers[0]
+
+    def _master_from_files(self, servers: list[MemberRef]) -> MemberRef | None:
+        best: tuple[int, MemberRef] | None = None
+        name = re.escape(self.master_name)
+        for sentinel in self.sentinels():
+            try:  # held sentinels too: only the process is down, the file is there
+                text = self._sh(sentinel, f"cat {self._dir(sentinel)}/sentinel.conf "
+                                "2>/dev/null || true", "reading sentinel.conf")
+            except ActionFailed:
+                continue
+            m = re.search(rf"^sentinel monitor {name} (\S+) (\d+)", text, re.M)
+            e = re.search(rf"^sentinel config-epoch {name} (\d+)", text, re.M)
+            found = self.member_for(m.group(1), int(m.group(2))) if m else None
+            if found is not None and found.kind == "server":
+                epoch = int(e.group(1)) if e else 0
+                if best is None or epoch > best[0]:
+                    best = (epoch, next(s for s in servers if s.name == found.name))
+        return best[1] if best else None
+
+    def hold(self, name: str) -> None:
+        """Mark the member's volume so its next start waits (see the module docstring);
+        idempotent. The running process is untouched: the caller kills it."""
+        member = self._ref(name)
+        marker = shlex.quote(f"{self._dir(member)}/{HOLD}")
+        self._sh_when_up(member, f"touch {marker} && echo held", f"holding {name} down")
+
+    def prepare_server(self, name: str, replica_of: MemberRef | None, *,
+                       appendonly: bool | None = None) -> None:
+        """A held server: write its one-shot start arguments (role; AOF override) and
+        release it. A running one: set the role live (REPLICAOF) and AOF (CONFIG SET) where
+        they differ: its next start takes the role from the sentinels anyway. One being
+        recreated: its startup script asks the sentinels; an AOF override is refused."""
+        member = self._ref(name)
+        if member.kind == "sentinel":
+            raise ActionFailed(f"{name} is a sentinel, not a Redis server")
+        if replica_of is not None and replica_of.name == name:
+            replica_of = None
+        if self.target.is_running(member):
+            self._release(member)  # a hold never followed by its kill (a crashed drill)
+            self._apply_live(member, replica_of, appendonly)
+            return
+        if self._settled_state(member) != "held":
+            if appendonly is not None:
+                raise ActionFailed(f"{name} is starting on its own: a persistence override "
+                                   "needs it held down (hold, then kill)")
+            return  # the startup script joins the master the sentinels name
+        args: list[str] = []
+        if appendonly is not None:
+            args += ["--appendonly", "yes" if appendonly else "no"]
+            self._overridden.add(name)
+        else:
+            self._overridden.discard(name)
+        if replica_of is not None:
+            args += ["--replicaof", self.in_cluster(replica_of), str(SERVER_PORT)]
+        self.target.write_file(member, f"{self._dir(member)}/{START_ARGS}",
+                               (" ".join(args) + "\n").encode())
+        self._release(member)
+
+    def _apply_live(self, member: MemberRef, replica_of: MemberRef | None,
+                    appendonly: bool | None) -> None:
+        info = dict(line.split(":", 1) for line in
+                    self._cli(member, "info", "replication").splitlines() if ":" in line)
+        current: MemberRef | None = None
+        if info.get("role", "").strip() == "slave":
+            current = self.member_for(info.get("master_host", "").strip(),
+                                      int(info.get("master_port", "0").strip() or 0))
+        want = replica_of.name if replica_of is not None else None
+        is_primary = info.get("role", "").strip() == "master"
+        if want is None and not is_primary:
+            self._cli(member, "replicaof", "no", "one")
+        elif want is not None and (current is None or current.name != want):
+            assert replica_of is not None
+            self._cli(member, "replicaof", self.in_cluster(replica_of), str(SERVER_PORT))
+        if appendonly is None:
+            self._overridden.discard(member.name)
+            return
+        reply = self._cli(member, "config", "get", "appendonly").split()
+        value = "yes" if appendonly else "no"
+        if reply[-1:] != [value]:
+            self._cli(member, "config", "set", "appendonly", value)
+
+    def prepare_sentinel(self, name: str, master: MemberRef, *, fresh: bool = False) -> None:
+        """A held sentinel: write its state file from the ConfigMap's sentinel.conf
+        monitoring `master` (kept as it is when it already monitors `master` and `fresh`
+        is not asked) and release it. A running one with `fresh`: SENTINEL REMOVE and
+        MONITOR with the ConfigMap's settings; without, nothing (it follows the quorum)."""
+        member = self._ref(name)
+        if member.kind != "sentinel":
+            raise ActionFailed(f"{name} is a Redis server, not a sentinel")
+        host = self.in_cluster(master)
+        if self.target.is_running(member):
+            self._release(member)  # a hold never followed by its kill (a crashed drill)
+            if fresh:
+                self._remonitor(member, host)
+            return
+        if self._settled_state(member) != "held":
+            if fresh:
+                raise ActionFailed(f"{name} is starting on its own: forgetting its state "
+                                   "needs it held down (hold, then kill)")
+            return  # it starts from its own state file (seeded from the ConfigMap)
+        path = f"{self._dir(member)}/sentinel.conf"
+        old = self._sh(member, f"cat {path} 2>/dev/null || true", "reading sentinel.conf")
+        monitor = f"sentinel monitor {self.master_name} {host} {SERVER_PORT} "
+        if fresh or not any(line.startswith(monitor) for line in old.splitlines()):
+            kept = [] if fresh else [line for line in old.splitlines() if line.startswith(
+                ("sentinel myid ", "sentinel current-epoch "))]
+            self.target.write_file(member, path, self._sentinel_conf(host, kept).encode())
+        self._release(member)
+
+    def _seed(self) -> list[str]:
+        seed = (self.target.read_config(CONFIGMAP) or {}).get("sentinel.conf")
+        if seed is None:
+            raise ActionFailed(f"ConfigMap {CONFIGMAP} has no sentinel.conf")
+        return seed.splitlines()
+
+    def _sentinel_conf(self, host: str, kept: list[str]) -> str:
+        prefix = f"sentinel monitor {self.master_name} "
+        lines = [f"{prefix}{host} {SERVER_PORT} {QUORUM}" if line.startswith(prefix) else line
+                 for line in self._seed()]
+        return "\n".join([*lines, *kept]) + "\n"
+
+    def _remonitor(self, member: MemberRef, host: str) -> None:
+        try:
+            self._cli(member, "sentinel", "remove", self.master_name)
+        except ActionFailed as exc:
+            if "No such master" not in str(exc):
+                raise
+        self._cli(member, "sentinel", "monitor", self.master_name, host, str(SERVER_PORT),
+                  str(QUORUM))
+        prefix = f"sentinel monitor {self.master_name} "
+        for line in self._seed():
+            parts = line.split()
+            if (len(parts) == 4 and parts[0] == "sentinel" and parts[2] == self.master_name
+                    and not line.startswith(prefix)):
+                self._cli(member, "sentinel", "set", self.master_name, parts[1], parts[3])
+
+    def has_data(self, name: str) -> bool:
+        """Whether a server's /data holds anything but drill's own files (a sentinel has no
+        data, as on the local target)."""
+        member = self._ref(name)
+        if member.kind == "sentinel":
+            return False
+        data = self._dir(member)
+        out = self._sh_when_up(
+            member, f"find {shlex.quote(data)} -mindepth 1 -maxdepth 1 "
+            "! -name '.drill-*' ! -name lost+found | head -n 1; echo .", f"listing {data}")
+        return out.strip() != "."
+
+    def wipe(self, name: str) -> None:
+        """Delete a held server's data (all of /data but the hold marker) or a held
+        sentinel's state file."""
+        member = self._ref(name)
+        self._require_held(member, "wiping its data")
+        folder = shlex.quote(self._dir(member))
+        if member.kind == "sentinel":
+            script = f"rm -f {folder}/sentinel.conf"
+        else:
+            script = f"find {folder} -mindepth 1 -maxdepth 1 ! -name {HOLD} -exec rm -rf {{}} +"
+        self._sh(member, script, f"wiping {self._dir(member)}")
+        self._overridden.discard(name)
+
+    def copy_out(self, name: str, dest: Path) -> list[str]:
+        """Copy a server's dump.rdb and appendonlydir/ into `dest` (base64 over exec);
+        names of what was copied."""
+        member = self._ref(name)
+        data = self._dir(member)
+        listing = self._sh(member, f"cd {shlex.quote(data)} && {{ [ ! -f dump.rdb ] || "
+                           "echo dump.rdb; [ ! -d appendonlydir ] || find appendonlydir "
+                           "-type f; }", f"listing {data}")
+        files = [f for f in listing.splitlines() if f]
+        dest.mkdir(parents=True, exist_ok=True)
+        for rel in files:
+            out = dest / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(self.target.read_file(member, f"{data}/{rel}"))
+        return [n for n in ("dump.rdb", "appendonlydir")
+                if any(f == n or f.startswith(n + "/") for f in files)]
+
+    def copy_in(self, name: str, src: Path) -> None:
+        """Put a snapshot's dump.rdb into a held server's /data."""
+        member = self._ref(name)
+        if not (src / "dump.rdb").exists():
+            raise ActionFailed(f"{src} holds no dump.rdb to restore")
+        self._require_held(member, "restoring into it")
+        self.target.write_file(member, f"{self._dir(member)}/dump.rdb",
+                               (src / "dump.rdb").read_bytes())
