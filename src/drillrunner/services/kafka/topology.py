@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from drillrunner.errors import ActionFailed
 from drillrunner.services.kafka import client
@@ -49,10 +49,21 @@ def _proc_state(pid: int) -> str | None:
     return raw[raw.rindex(")") + 2 :].split()[0]
 
 
+@runtime_checkable
+class Isolates(Protocol):
+    """A target whose pause cuts the member off the network instead of SIGSTOPping a
+    process it cannot see (kind: a NetworkPolicy per pod)."""
+
+    def is_isolated(self, member: MemberRef) -> bool: ...
+
+
 def is_stopped(target: Procs, member: MemberRef) -> bool:
-    """True if the member's process is frozen by SIGSTOP (where the target has a PID)."""
+    """True if the member is paused: its process frozen by SIGSTOP (where the target has a
+    PID), else isolated by the target's pause (kind), so that resume undoes it."""
     pid = target.pid(member)
-    return pid is not None and _proc_state(pid) == "T"
+    if pid is not None:
+        return _proc_state(pid) == "T"
+    return isinstance(target, Isolates) and target.is_isolated(member)
 
 
 def is_live(target: Procs, member: MemberRef) -> bool:

@@ -40,7 +40,8 @@ def resume_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> Fau
     """Resume a paused node, then wait until the stream is fully replicated."""
     ref = ctx.target.member(SERVICE, member)
     t0 = monotonic()
-    resumed = ctx.target.is_running(ref) and is_stopped(ctx.target, ref)
+    # Paused alone decides: an isolated pod (kind's pause) may also have turned NotReady.
+    resumed = is_stopped(ctx.target, ref)
     if resumed:
         ctx.target.resume(ref)
     leader, seconds = _ready(ctx, timeout, t0)
@@ -58,11 +59,11 @@ def restart_all(ctx: RunContext, timeout: Duration = 60.0) -> FaultResult:
     t0 = monotonic()
     touched = []
     for ref in nats_ops(ctx.target).servers():
-        if not ctx.target.is_running(ref):
-            ctx.target.start(ref)
-            touched.append(ref.name)
-        elif is_stopped(ctx.target, ref):
+        if is_stopped(ctx.target, ref):  # first: on kind a paused pod may be NotReady too
             ctx.target.resume(ref)
+            touched.append(ref.name)
+        elif not ctx.target.is_running(ref):
+            ctx.target.start(ref)
             touched.append(ref.name)
     leader, seconds = _ready(ctx, timeout, t0)
     return FaultResult(
