@@ -290,3 +290,80 @@ def local_shell(pod_name: str, container: str, argv: list[str],
     done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60,
                           check=False)
     return done.returncode, done.stdout, done.stderr
+
+
+# -- Appended for the Feast and OMS kind ops: Secrets written back, StatefulSets whose
+# -- replica count creates and deletes their pods, and annotations on them. --------------
+
+class SecretPatchingCore(FakeCore):
+    """FakeCore that also patches Secrets (values base64 in the body, kept plain)."""
+
+    def patch_namespaced_secret(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+        import base64
+
+        self.c.log("patch_namespaced_secret", name, namespace, sorted(body["data"]))
+        if name not in self.c.secrets:
+            raise ApiException(status=404, reason="Not Found")
+        for k, v in body["data"].items():
+            self.c.secrets[name][k] = base64.b64decode(v).decode()
+
+
+class ScalingApps(FakeApps):
+    """FakeApps whose StatefulSets act like their controller: patching `replicas` removes
+    or creates the ordinals' pods at once; metadata annotations are merged (None: removed)."""
+
+    def patch_namespaced_stateful_set(self, name: str, namespace: str,
+                                      body: dict[str, Any]) -> None:
+        super().patch_namespaced_stateful_set(name, namespace, body)
+        sts = self.read_namespaced_stateful_set(name, namespace)
+        notes = body.get("metadata", {}).get("annotations")
+        if notes is not None:
+            merged = dict(sts.metadata.annotations or {})
+            for k, v in notes.items():
+                if v is None:
+                    merged.pop(k, None)
+                else:
+                    merged[k] = v
+            sts.metadata.annotations = merged
+        if "replicas" in body.get("spec", {}):
+            labels = sts.spec.template.metadata.labels
+            port = sts.spec.template.spec.containers[0].ports[0].container_port
+            for existing in [p for p in self.c.pods if p.startswith(f"{name}-")]:
+                ordinal = existing.removeprefix(f"{name}-")
+                if ordinal.isdigit() and int(ordinal) >= sts.spec.replicas:
+                    del self.c.pods[existing]
+            for i in range(sts.spec.replicas):
+                if f"{name}-{i}" not in self.c.pods:
+                    new = pod(f"{name}-{i}", labels["app.kubernetes.io/name"],
+                              labels.get("drill.dev/member-kind", "server"), port=port,
+                              uid=f"uid-{name}-{i}-{len(self.c.calls)}")
+                    self.c.pods[new.metadata.name] = new
+
+
+def statefulset(name: str, service: str, replicas: int, *, port: int,
+                kind: str = "server", annotations: dict[str, str] | None = None) -> Any:
+    """A StatefulSet of `service` whose template the ScalingApps fake creates pods from."""
+    from kubernetes.client import (
+        V1LabelSelector,
+        V1PodTemplateSpec,
+        V1StatefulSet,
+        V1StatefulSetSpec,
+    )
+
+    labels = {**STACK, "app.kubernetes.io/name": service, "drill.dev/member-kind": kind}
+    tmpl = V1PodTemplateSpec(
+        metadata=V1ObjectMeta(labels=labels),
+        spec=V1PodSpec(containers=[V1Container(name=service, image=f"{service}:1", ports=[
+            V1ContainerPort(container_port=port)])]))
+    return V1StatefulSet(
+        metadata=V1ObjectMeta(name=name, namespace="drill", labels=dict(labels),
+                              annotations=dict(annotations or {})),
+        spec=V1StatefulSetSpec(replicas=replicas, service_name=name, template=tmpl,
+                               selector=V1LabelSelector(match_labels=labels)))
+
+
+def scaling_apis(c: Cluster, exec_handler: ExecHandler | None = None) -> KubeApis:
+    """apis() with SecretPatchingCore and ScalingApps."""
+    base = apis(c, exec_handler)
+    return KubeApis(core=SecretPatchingCore(c), apps=ScalingApps(c), networking=base.networking,
+                    version=base.version, stream=base.stream)

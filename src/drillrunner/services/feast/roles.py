@@ -30,11 +30,13 @@ def member_roles(target: Target) -> dict[str, str]:
     ops = feast_ops(target)
     out = {}
     for m in target.members(SERVICE):
-        pid = target.pid(m)
-        if pid is None:
+        pid = target.pid(m)  # None: not running here, or a target without PIDs (kind)
+        if pid is None and not target.is_running(m):
             role = Role.DOWN
-        elif _stopped(pid):
+        elif pid is not None and _stopped(pid):
             role = Role.PAUSED
+        elif m.name != ops.server().name:
+            role = Role.SERVING  # another Feast process (kind's registry server), Ready
         else:
             status = http.health(ops.base_url(), timeout=1.0)
             role = (Role.UNRESPONSIVE if status is None

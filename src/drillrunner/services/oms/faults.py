@@ -234,7 +234,7 @@ def redis_reachable(ctx: RunContext, mode: Literal["pause", "kill"] = "pause",
         if is_stopped(ctx.target, m):
             ctx.target.resume(m)
     started, _ = start_all(ctx.target, r, timeout)
-    wait_ready(r.servers(), r.sentinels(), timeout=timeout)
+    wait_ready(r.servers(), r.sentinels(), timeout=timeout, ops=r)
     url = oms_ops(ctx.target).url(member)
     readable = _observe(
         lambda: get(f"{url}/admin/kill-switch").body.get("source") in ("redis", "default"),

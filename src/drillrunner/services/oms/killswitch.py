@@ -29,6 +29,9 @@ def _redis_master(target: Target) -> Any:
     finally:
         for conn in sentinel.sentinels:
             conn.close()
+    mapped = ops.member_for(str(host), int(port))  # kind: the in-cluster name -> forward
+    if mapped is not None:
+        host, port = mapped.host, mapped.port
     return client.connect(str(host), int(port), TIMEOUT)
 
 

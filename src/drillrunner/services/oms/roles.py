@@ -22,13 +22,15 @@ def member_roles(target: Target) -> dict[str, str]:
     ops = oms_ops(target)
     roles = {}
     for m in target.members(SERVICE):
-        pid = target.pid(m)
-        if pid is None:
-            role = Role.DOWN
-        elif process_state(pid) == "T":
+        pid = target.pid(m)  # None: no process here, or a target without PIDs (kind)
+        if pid is not None and process_state(pid) == "T":
             role = Role.PAUSED
         else:
             status = get(f"{ops.url(m.name)}/readyz").status
-            role = {200: Role.READY, 503: Role.NOT_READY}.get(status or 0, Role.UNRESPONSIVE)
+            if pid is None and status is None:
+                role = Role.DOWN
+            else:
+                role = {200: Role.READY, 503: Role.NOT_READY}.get(status or 0,
+                                                                  Role.UNRESPONSIVE)
         roles[m.name] = role.value
     return roles

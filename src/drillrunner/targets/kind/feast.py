@@ -1,0 +1,243 @@
+"""FeastOps on kind: the feature server as StatefulSet `feast-feature-server` (member
+feast-feature-server-0), the SQL registry in schema `feast_registry` of the database `feast`
+on the TimescaleDB primary, the online store in Redis database 5 (deploy/k8s/feast/).
+
+- The feast CLI runs by exec in a running feast pod (the feature server, else the registry
+  server: same image, repository /opt/feast/repo, config in /etc/feast and the password
+  in its environment), with a copy of feature_store.yaml, as the feast-apply Job does.
+- The offline truth, the registry's tables and the online store are read from here through
+  the members' forwarded ports (psycopg as the `feast` role, password from Secret
+  feast-credentials, never logged; redis-py on the master the sentinels name).
+- Registry dumps go through the TimescaleDB primary pod: pg_dump/pg_restore/psql there (as
+  postgres over its socket; the timescaledb image has the client tools), base64 over exec.
+- Start/stop scale the StatefulSet (a deleted pod would come straight back).
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drillrunner.engine.redact import redact_text
+from drillrunner.errors import ActionFailed, StackError
+from drillrunner.services.feast import canary, http
+from drillrunner.services.feast.canary import Truth
+from drillrunner.services.feast.ops import SERVICE, CliRun
+from drillrunner.targets.base import MemberRef
+from drillrunner.targets.kind.deployments import KindDeployment
+from drillrunner.targets.kind.oms import exit_code, start_statefulset, stop_statefulset
+from drillrunner.waiting import WaitTimeout, poll_until
+
+STATEFULSET = "feast-feature-server"
+SERVER = f"{STATEFULSET}-0"
+REGISTRY_POD = "feast-registry-0"
+CONFIG = "/etc/feast/feature_store.yaml"
+REPO = "/opt/feast/repo"
+CLI_CONFIG = "/tmp/drill-feast-cli.yaml"
+REMOTE_DUMP = "/tmp/drill-feast-registry.dump"  # in the primary pod, during a restore
+CREDENTIALS, PASSWORD_KEY = "feast-credentials", "offline-store-password"
+# As on the local stack (targets/local/feast.py), and as deploy/k8s/feast/configmap.yaml says.
+PG_ROLE = PG_DB = "feast"
+REGISTRY_SCHEMA = "feast_registry"
+REDIS_DB = 5
+MATERIALIZE_START = "2000-01-01T00:00:00"
+REGISTRY_TABLES = (
+    ("projects", "project_id", "project_proto"),
+    ("entities", "entity_name", "entity_proto"),
+    ("data_sources", "data_source_name", "data_source_proto"),
+    ("feature_views", "feature_view_name", "feature_view_proto"),
+    ("feature_services", "feature_service_name", "feature_service_proto"),
+)
+START_TIMEOUT = 90.0
+PSQL = ["psql", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", PG_DB, "-tAc"]
+
+
+class KindFeastOps(KindDeployment):
+    """FeastOps on kind (see the module docstring)."""
+
+    remote_dump = REMOTE_DUMP
+
+    # -- addresses --------------------------------------------------------------------
+
+    def server(self) -> MemberRef:
+        try:
+            return self.target.member(SERVICE, SERVER)
+        except StackError:
+            # Scaled to 0 by stop_server: no address until it starts (port 0 refuses).
+            return MemberRef(service=SERVICE, name=SERVER, host="127.0.0.1", port=0)
+
+    def base_url(self) -> str:
+        m = self.server()
+        return f"http://{m.host}:{m.port}"
+
+    def _feast_conn(self) -> Any:
+        """Feast's own role on the TimescaleDB primary (multi-host, read-write)."""
+        import psycopg
+
+        servers = [m for m in self.target.members("timescaledb") if m.kind == "server"]
+        if not servers:
+            raise ActionFailed("no TimescaleDB pods found for Feast's database")
+        dsn = (f"host={','.join(m.host for m in servers)} "
+               f"port={','.join(str(m.port) for m in servers)} dbname={PG_DB} "
+               f"user={PG_ROLE} target_session_attrs=read-write")
+        return psycopg.connect(dsn, password=self.target.secret_value(CREDENTIALS, PASSWORD_KEY),
+                               autocommit=True, connect_timeout=2)
+
+    def _redis_conn(self) -> Any:
+        from redis import Redis
+
+        from drillrunner.services.redis import client
+        from drillrunner.services.redis.ops import redis_ops
+
+        master = redis_ops(self.target).current_master()
+        return Redis(host=master.host, port=master.port, db=REDIS_DB,
+                     **client.no_retry_kwargs(2.0))
+
+    # -- data -------------------------------------------------------------------------
+
+    def offline_truth(self) -> Truth:
+        with self._feast_conn() as conn:
+            rows = conn.execute(canary.TRUTH_QUERY, [list(canary.CANARIES)]).fetchall()
+        return canary.truth_from_rows(rows)
+
+    def online_store_keys(self) -> int:
+        conn = self._redis_conn()
+        try:
+            return int(conn.dbsize())
+        finally:
+            conn.close()
+
+    def flush_online_store(self) -> int:
+        conn = self._redis_conn()
+        try:
+            keys = int(conn.dbsize())
+            conn.flushdb()
+            return keys
+        finally:
+            conn.close()
+
+    def materialize_range(self) -> tuple[str, str]:
+        return MATERIALIZE_START, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+    # -- the CLI ----------------------------------------------------------------------
+
+    def _cli_pod(self) -> MemberRef:
+        for name in (SERVER, REGISTRY_POD):
+            for m in self.members():
+                if m.name == name and self.target.is_running(m):
+                    return m
+        raise ActionFailed(f"no running feast pod ({SERVER} or {REGISTRY_POD}) to run the "
+                           "feast CLI in")
+
+    def _ensure_schema(self) -> None:
+        """The SQL registry needs its schema (seed.py made it at install; a destroyed
+        registry took it away): `feast apply` creates the tables, not the schema."""
+        with self._feast_conn() as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {REGISTRY_SCHEMA}")
+
+    def run_cli(self, *args: str, timeout: float = 180.0) -> CliRun:
+        command = "feast " + " ".join(args)
+        pod = self._cli_pod()
+        if args[:1] == ("apply",):
+            self._ensure_schema()
+        script = (f"cp {CONFIG} {CLI_CONFIG} && cd {REPO} && exec feast --feature-store-yaml "
+                  f"{CLI_CONFIG} {' '.join(shlex.quote(a) for a in args)}")
+        t0 = time.monotonic()
+        try:
+            out = self.target.exec(pod, ["sh", "-c", script], timeout=timeout)
+        except ActionFailed as exc:
+            if "did not finish" not in str(exc):
+                raise
+            return CliRun(command, time.monotonic() - t0, -1, f"timed out after {timeout:g}s")
+        tail = redact_text("\n".join((out.stdout + out.stderr).strip().splitlines()[-12:]))
+        return CliRun(command, time.monotonic() - t0, out.returncode, tail)
+
+    # -- the SQL registry -------------------------------------------------------------
+
+    def registry_present(self) -> bool:
+        try:
+            with self._feast_conn() as conn:
+                row = conn.execute(
+                    f"SELECT count(*) FROM {REGISTRY_SCHEMA}.feature_services "
+                    "WHERE feature_service_name = %s AND project_id = %s",
+                    [canary.FEATURE_SERVICE, canary.PROJECT]).fetchone()
+        except Exception:
+            return False  # no schema, no table, no database: no registry
+        return bool(row and row[0])
+
+    def registry_objects(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        with self._feast_conn() as conn:
+            for table, name, proto in REGISTRY_TABLES:
+                rows = conn.execute(
+                    f"SELECT {name} || ':' || md5({proto}) FROM {REGISTRY_SCHEMA}.{table} "
+                    f"ORDER BY {name}").fetchall()
+                found[table] = [str(r[0]) for r in rows]
+        return found
+
+    def _pg_primary(self) -> MemberRef:
+        """The TimescaleDB pod that is not in recovery (asked, not read from labels)."""
+        for m in self.target.members("timescaledb"):
+            if m.kind != "server" or not self.target.is_running(m):
+                continue
+            out = self.target.exec(m, ["psql", "-U", "postgres", "-tAc",
+                                       "SELECT pg_is_in_recovery()"], timeout=15.0)
+            if out.returncode == 0 and out.stdout.strip() == "f":
+                return m
+        raise ActionFailed("no TimescaleDB primary answers (no running pod outside "
+                           "recovery): the Feast registry lives there")
+
+    def backup_registry(self, dest: Path) -> Path:
+        """pg_dump (custom format) of the registry schema in the primary pod, copied out
+        base64-encoded (exec carries text)."""
+        primary = self._pg_primary()
+        script = (f'f=$(mktemp) && pg_dump -U postgres -d {PG_DB} -n {REGISTRY_SCHEMA} '
+                  '-Fc -f "$f" && base64 "$f"; rc=$?; rm -f "$f"; exit $rc')
+        out = self.target.sh(primary, script, timeout=120.0, what="pg_dump of the registry")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(base64.b64decode("".join(out.split())))
+        return dest
+
+    def destroy_registry(self) -> None:
+        self.target.sh(self._pg_primary(), shlex.join(
+            [*PSQL, f"DROP SCHEMA IF EXISTS {REGISTRY_SCHEMA} CASCADE"]),
+            what="dropping the registry schema")
+
+    def restore_registry(self, src: Path) -> None:
+        if not src.exists():
+            raise StackError(f"registry backup {src} does not exist")
+        primary = self._pg_primary()
+        remote = shlex.quote(self.remote_dump)
+        self.target.write_file(primary, self.remote_dump, src.read_bytes())
+        drop = shlex.join([*PSQL, f"DROP SCHEMA IF EXISTS {REGISTRY_SCHEMA} CASCADE"])
+        self.target.sh(primary, f"{drop} && pg_restore -U postgres -d {PG_DB} "
+                       f"--exit-on-error {remote}; rc=$?; rm -f {remote}; exit $rc",
+                       timeout=120.0, what="pg_restore of the registry")
+
+    # -- the server -------------------------------------------------------------------
+
+    def start_server(self, timeout: float = START_TIMEOUT) -> None:
+        """Scale the StatefulSet back up if it is stopped; return once the server answers
+        HTTP (any status, as the local target waits for its port). StackError if its
+        container exits (e.g. no registry) or it stays silent."""
+        start_statefulset(self.target, STATEFULSET, 1)
+
+        def up() -> bool:
+            code = exit_code(self.target, SERVER)
+            if code is not None:
+                raise StackError(f"{SERVER} exited with code {code} (see its log: kubectl "
+                                 f"-n {self.target.namespace} logs {SERVER})")
+            return http.health(self.base_url(), timeout=1.0) is not None
+
+        try:
+            poll_until(up, timeout=timeout, interval=0.5, what=f"{SERVER} to answer HTTP")
+        except WaitTimeout as exc:
+            raise StackError(str(exc)) from None
+
+    def stop_server(self) -> None:
+        """Scale the StatefulSet to 0 and wait until the pod is gone; idempotent."""
+        stop_statefulset(self.target, STATEFULSET)

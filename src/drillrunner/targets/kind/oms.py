@@ -1,0 +1,355 @@
+"""OmsOps on kind: the order service as StatefulSet `oms` (members oms-0, oms-1).
+
+The settings a drill overrides live where the manifests put them: `environment`,
+`simulation`, `simulation_guard` and `readiness_checks_dependencies` in oms.yaml (Secret
+`oms-config`, rendered by External Secrets: it holds the PostgreSQL password), the
+kill-switch default and fail-closed flag in ConfigMap `oms-kill-switch`, the PostgreSQL
+breaker in ConfigMap `oms-circuit-breakers`. The pods read them at start only (oms.yaml is
+a subPath mount), so a start with overrides patches those keys and then (re)starts the
+pods. The replicas share one configuration: on kind a member is stopped and started with
+its siblings (the StatefulSet is scaled to 0 and back).
+
+What drill changed is recorded on the StatefulSet itself, BEFORE it changes anything
+(annotation `drill.dev/oms-overrides`: the overrides and the values they replaced, never
+the password), so the undo works after a crash of drill too (`drill recover`). External
+Secrets re-renders oms.yaml from its template on its refresh (1 h), which also puts the
+stack's settings back: the record, not the Secret, says what the pods were started with.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from drillrunner.errors import ActionFailed, StackError
+from drillrunner.oms.config import KILL_SWITCH_KEY
+from drillrunner.services.oms.http import get
+from drillrunner.services.oms.ops import SERVICE
+from drillrunner.targets.base import Signal
+from drillrunner.targets.kind.deployments import KindDeployment
+from drillrunner.waiting import WaitTimeout, monotonic, poll_until
+
+if TYPE_CHECKING:
+    from drillrunner.targets.kind.target import KindTarget
+
+STATEFULSET = "oms"
+DEFAULT_REPLICAS = 2  # deploy/k8s/oms/oms.yaml
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 60.0
+RECORD = "drill.dev/oms-overrides"
+REPLICAS_BEFORE_STOP = "drill.dev/replicas-before-stop"
+SECRET, MAIN_FILE = "oms-config", "oms.yaml"
+SWITCH, SWITCH_FILE = "oms-kill-switch", "kill-switch.yaml"
+BREAKERS, BREAKERS_FILE = "oms-circuit-breakers", "circuit-breakers.yaml"
+PG_CREDENTIALS, PG_PASSWORD_KEY = "timescaledb-credentials", "oms-password"
+PG_DB = PG_USER = "oms"
+
+# setting of the `oms` section -> (Secret or ConfigMap, its name, file key, path in the file)
+Where = tuple[str, str, str, tuple[str, ...]]
+FIELDS: dict[str, Where] = {
+    "environment": ("secret", SECRET, MAIN_FILE, ("environment",)),
+    "simulation": ("secret", SECRET, MAIN_FILE, ("simulation",)),
+    "simulation_guard": ("secret", SECRET, MAIN_FILE, ("simulation_guard",)),
+    "readiness_checks_dependencies": ("secret", SECRET, MAIN_FILE,
+                                      ("readiness_checks_dependencies",)),
+    "kill_switch_default": ("configmap", SWITCH, SWITCH_FILE, ("default",)),
+    "kill_switch_fail_closed": ("configmap", SWITCH, SWITCH_FILE, ("fail_closed",)),
+    "circuit_breaker": ("configmap", BREAKERS, BREAKERS_FILE, ("postgres", "enabled")),
+}
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of a kubernetes ApiException (duck-typed)."""
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
+# -- StatefulSet helpers (KindTarget.scale without the memory of the replica count) -------
+
+def read_statefulset(target: KindTarget, name: str) -> Any:
+    try:
+        return target.apis.apps.read_namespaced_stateful_set(name, target.namespace)
+    except Exception as exc:
+        if _status(exc) == 404:
+            raise ActionFailed(f"no StatefulSet {name} in namespace {target.namespace}: "
+                               "run 'drill cluster up'") from None
+        raise
+
+
+def sts_annotations(target: KindTarget, name: str) -> dict[str, str]:
+    return dict(read_statefulset(target, name).metadata.annotations or {})
+
+
+def annotate(target: KindTarget, name: str, values: dict[str, str | None]) -> None:
+    """Set (None: remove) annotations of the StatefulSet (a merge patch)."""
+    target.apis.apps.patch_namespaced_stateful_set(
+        name, target.namespace, {"metadata": {"annotations": values}})
+
+
+def pod_exists(target: KindTarget, name: str) -> bool:
+    try:
+        target.apis.core.read_namespaced_pod(name, target.namespace)
+    except Exception as exc:
+        if _status(exc) == 404:
+            return False
+        raise
+    return True
+
+
+def stop_statefulset(target: KindTarget, name: str, timeout: float = STOP_TIMEOUT) -> None:
+    """Scale to 0 and wait until its pods are gone. The replica count is remembered in an
+    annotation first (a pod deletion would not do: the controller recreates it at once).
+    Idempotent: a second stop keeps the first count."""
+    replicas = int(read_statefulset(target, name).spec.replicas or 0)
+    if replicas:
+        annotate(target, name, {REPLICAS_BEFORE_STOP: str(replicas)})
+        target.scale(name, 0)
+    remembered = int(sts_annotations(target, name).get(REPLICAS_BEFORE_STOP) or replicas or 1)
+    pods = [f"{name}-{i}" for i in range(remembered)]
+    try:
+        poll_until(lambda: not any(pod_exists(target, p) for p in pods), timeout=timeout,
+                   interval=0.5, what=f"the pods of {name} to terminate")
+    except WaitTimeout as exc:
+        raise StackError(str(exc)) from None
+
+
+def start_statefulset(target: KindTarget, name: str, default: int) -> bool:
+    """Scale back to the remembered count (else `default`) if it is at 0; True if it was."""
+    if int(read_statefulset(target, name).spec.replicas or 0):
+        return False
+    remembered = sts_annotations(target, name).get(REPLICAS_BEFORE_STOP)
+    target.scale(name, int(remembered) if remembered else default)
+    annotate(target, name, {REPLICAS_BEFORE_STOP: None})
+    return True
+
+
+def exit_code(target: KindTarget, pod_name: str) -> int | None:
+    """The exit code of the pod's crashed container (terminated, or waiting after a
+    failed run); None while it runs or has not run yet."""
+    try:
+        pod = target.apis.core.read_namespaced_pod(pod_name, target.namespace)
+    except Exception as exc:
+        if _status(exc) == 404:
+            return None
+        raise
+    for cs in (pod.status.container_statuses if pod.status else None) or []:
+        state, last = cs.state, cs.last_state
+        if state is not None and state.terminated is not None \
+                and state.terminated.exit_code:
+            return int(state.terminated.exit_code)
+        if state is not None and state.waiting is not None and last is not None \
+                and last.terminated is not None and last.terminated.exit_code:
+            return int(last.terminated.exit_code)
+    return None
+
+
+# -- yaml documents inside Secret / ConfigMap keys ---------------------------------------
+
+def _get(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = doc
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = doc
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    if value is None:
+        node.pop(path[-1], None)  # it was absent: the service's default applies
+    else:
+        node[path[-1]] = value
+
+
+class KindOmsOps(KindDeployment):
+    """OmsOps on kind (see the module docstring)."""
+
+    # -- members and addresses --------------------------------------------------------
+
+    def _check_member(self, member: str) -> None:
+        """A member is an ordinal of the StatefulSet, also while it is scaled to 0."""
+        sts = read_statefulset(self.target, STATEFULSET)
+        remembered = (sts.metadata.annotations or {}).get(REPLICAS_BEFORE_STOP)
+        count = max(int(sts.spec.replicas or 0), int(remembered or 0))
+        if member not in {f"{STATEFULSET}-{i}" for i in range(count or DEFAULT_REPLICAS)}:
+            raise StackError(f"oms has no member {member!r} (StatefulSet {STATEFULSET} "
+                             f"in namespace {self.target.namespace})")
+
+    def url(self, member: str) -> str:
+        ref = self.target.member(SERVICE, member)
+        return f"http://{ref.host}:{ref.port}"
+
+    def _answers(self, member: str) -> bool:
+        """/livez answers 200 (the HTTP port is up; readiness is the driver's business)."""
+        try:
+            return get(f"{self.url(member)}/livez", 0.5).status == 200
+        except StackError:
+            return False  # not listed: scaled to 0
+
+    def kill_switch_key(self) -> str:
+        text = (self.target.read_config(SWITCH) or {}).get(SWITCH_FILE, "")
+        doc = yaml.safe_load(text) if text else None
+        key = doc.get("redis_key") if isinstance(doc, dict) else None
+        return str(key or KILL_SWITCH_KEY)
+
+    def postgres_dsn(self) -> str:
+        """Multi-host conninfo over the TimescaleDB members' forwarded ports, as the OMS's
+        own role (the orders are in its database); read-write picks the primary."""
+        servers = [m for m in self.target.members("timescaledb") if m.kind == "server"]
+        if not servers:
+            raise ActionFailed("no TimescaleDB pods found for the OMS's database")
+        password = self.target.secret_value(PG_CREDENTIALS, PG_PASSWORD_KEY)
+        quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+        return (f"host={','.join(m.host for m in servers)} "
+                f"port={','.join(str(m.port) for m in servers)} dbname={PG_DB} "
+                f"user={PG_USER} password='{quoted}' target_session_attrs=read-write "
+                "connect_timeout=2")
+
+    # -- settings in the Secret and ConfigMaps ----------------------------------------
+
+    def _read_file(self, kind: str, obj: str, key: str) -> dict[str, Any]:
+        if kind == "secret":
+            text = self.target.secret_value(obj, key)
+        else:
+            data = self.target.read_config(obj)
+            if data is None or key not in data:
+                raise ActionFailed(f"no key {key} in ConfigMap {obj} of namespace "
+                                   f"{self.target.namespace}")
+            text = data[key]
+        doc = yaml.safe_load(text) or {}
+        if not isinstance(doc, dict):
+            raise ActionFailed(f"{obj}/{key} is not a YAML mapping")
+        return doc
+
+    def _write_file(self, kind: str, obj: str, key: str, doc: dict[str, Any]) -> None:
+        text = yaml.safe_dump(doc, sort_keys=False)
+        if kind == "secret":
+            self.target.apis.core.patch_namespaced_secret(
+                obj, self.target.namespace,
+                {"data": {key: base64.b64encode(text.encode()).decode()}})
+        else:
+            self.target.set_config(obj, key, text)
+
+    def _files(self, settings: list[str]) -> dict[tuple[str, str, str], list[str]]:
+        grouped: dict[tuple[str, str, str], list[str]] = {}
+        for s in settings:
+            kind, obj, key, _ = FIELDS[s]
+            grouped.setdefault((kind, obj, key), []).append(s)
+        return grouped
+
+    def _read_settings(self, settings: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for (kind, obj, key), names in self._files(settings).items():
+            doc = self._read_file(kind, obj, key)
+            out.update({s: _get(doc, FIELDS[s][3]) for s in names})
+        return out
+
+    def _write_settings(self, values: dict[str, Any]) -> bool:
+        """Write the values (None: remove the key); True if any file changed."""
+        changed = False
+        for (kind, obj, key), names in self._files(list(values)).items():
+            doc = self._read_file(kind, obj, key)
+            before = json.dumps(doc, sort_keys=True, default=str)
+            for s in names:
+                _set(doc, FIELDS[s][3], values[s])
+            if json.dumps(doc, sort_keys=True, default=str) != before:
+                self._write_file(kind, obj, key, doc)
+                changed = True
+        return changed
+
+    @staticmethod
+    def _validate(overrides: dict[str, Any] | None) -> dict[str, Any]:
+        from pydantic import ValidationError
+
+        from drillrunner.targets.local.config import OmsSettings
+
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(FIELDS))
+        if unknown:
+            raise ActionFailed(f"the OMS has no setting {', '.join(unknown)} on kind "
+                               f"(known: {', '.join(FIELDS)})")
+        try:
+            valid = OmsSettings.model_validate(overrides)
+        except ValidationError as exc:
+            raise ActionFailed(f"invalid OMS overrides: {exc.errors()[0]['msg']}") from None
+        return valid.model_dump(include=set(overrides))
+
+    def _record(self) -> dict[str, Any]:
+        raw = sts_annotations(self.target, STATEFULSET).get(RECORD)
+        if not raw:
+            return {}
+        try:
+            record: dict[str, Any] = json.loads(raw)
+        except ValueError:
+            return {}
+        return record
+
+    def _configure(self, wanted: dict[str, Any]) -> bool:
+        """Put back what a previous start replaced, then apply `wanted` (its record is
+        written before the first change). True if any file changed."""
+        changed = False
+        previous = self._record().get("previous")
+        if isinstance(previous, dict):
+            changed = self._write_settings(
+                {k: v for k, v in previous.items() if k in FIELDS})
+            annotate(self.target, STATEFULSET, {RECORD: None})
+        if wanted:
+            record = {"overrides": wanted, "previous": self._read_settings(list(wanted))}
+            annotate(self.target, STATEFULSET, {RECORD: json.dumps(record, sort_keys=True)})
+            changed = self._write_settings(wanted) or changed
+        return changed
+
+    # -- OmsOps -----------------------------------------------------------------------
+
+    def running_overrides(self, member: str) -> dict[str, Any]:
+        self._check_member(member)
+        if not int(read_statefulset(self.target, STATEFULSET).spec.replicas or 0):
+            return {}  # stopped: nothing runs with them
+        overrides: dict[str, Any] = self._record().get("overrides") or {}
+        return overrides
+
+    def start_member(self, member: str, overrides: dict[str, Any] | None = None,
+                     timeout: float = READY_TIMEOUT) -> float:
+        """Apply the settings, (re)start the pods if they must read them, and wait until
+        the member's /livez answers; 0.0 if it already ran with these settings."""
+        self._check_member(member)
+        wanted = self._validate(overrides)
+        running = bool(int(read_statefulset(self.target, STATEFULSET).spec.replicas or 0))
+        if running and (self._record().get("overrides") or {}) == wanted \
+                and self._answers(member):
+            return 0.0
+        t0 = monotonic()
+        changed = self._configure(wanted)
+        if not start_statefulset(self.target, STATEFULSET, DEFAULT_REPLICAS) and changed:
+            self._restart_pods()  # running pods read their files at start only
+        self._wait_answering(member, timeout)
+        return monotonic() - t0
+
+    def _restart_pods(self) -> None:
+        for ref in self.members():
+            if pod_exists(self.target, ref.name):
+                self.target.kill(ref, Signal.TERM)  # the StatefulSet recreates it
+
+    def _wait_answering(self, member: str, timeout: float) -> None:
+        def up() -> bool:
+            code = exit_code(self.target, member)
+            if code is not None:
+                raise StackError(f"{member} exited with code {code} (see its log: "
+                                 f"kubectl -n {self.target.namespace} logs {member})")
+            return self._answers(member)
+
+        try:
+            poll_until(up, timeout=timeout, interval=0.2, what=f"{member} to answer /livez")
+        except WaitTimeout as exc:
+            raise StackError(str(exc)) from None
+
+    def stop_member(self, member: str) -> None:
+        """Scale the StatefulSet to 0 (its pods get TERM); no-op when it is stopped."""
+        self._check_member(member)
+        stop_statefulset(self.target, STATEFULSET)
