@@ -310,6 +310,16 @@ def test_configmap_fault_and_rollback(control_plane: ControlPlane, stack: Applie
 
 # --- partition: NetworkPolicy isolation and its undo ----------------------------------------
 
+def _selector(sel: Any) -> str:
+    """A LabelSelector object as a label-selector string (for the API server to evaluate)."""
+    parts = [f"{k}={v}" for k, v in (sel.match_labels or {}).items()]
+    ops = {"DoesNotExist": "!{key}", "Exists": "{key}", "In": "{key} in ({values})",
+           "NotIn": "{key} notin ({values})"}
+    parts += [ops[e.operator].format(key=e.key, values=",".join(e.values or []))
+              for e in (sel.match_expressions or [])]
+    return ",".join(parts)
+
+
 def test_partition_creates_and_removes_isolation_policy(control_plane: ControlPlane,
                                                         stack: AppliedStack,
                                                         tmp_path: Path) -> None:
@@ -335,6 +345,15 @@ def test_partition_creates_and_removes_isolation_policy(control_plane: ControlPl
             selected = core(control_plane).list_namespaced_pod(NAMESPACE, label_selector=sel)
             assert [p.metadata.name for p in selected.items] == [member]
             assert target.is_isolated(target.member(service, member))
+            # Policies add up: no allowance of deploy/k8s may still select the isolated pod.
+            for other in net.list_namespaced_network_policy(NAMESPACE).items:
+                if other.metadata.name.startswith("drill-isolate-"):
+                    continue
+                chosen = core(control_plane).list_namespaced_pod(
+                    NAMESPACE, label_selector=_selector(other.spec.pod_selector)).items
+                selects = member in [p.metadata.name for p in chosen]
+                assert selects == (other.metadata.name == "default-deny-all"), \
+                    other.metadata.name
             for _ in range(2):
                 faults.rejoin_member(ctx, **undos[0][1])
             assert not target.is_isolated(target.member(service, member))

@@ -388,3 +388,38 @@ def test_secret_and_scale(cluster: Cluster, tmp_path: Path) -> None:
     assert t.scale("pg", 0) == 1
     assert cluster.statefulsets[0].spec.replicas == 0
     assert t.scale("pg", 1) == 0
+
+
+def test_every_allow_policy_skips_isolated_pods() -> None:
+    """Policies add up: the partition fault cuts a pod off only because every allowance in
+    deploy/k8s selects pods WITHOUT drill.dev/isolated (default-deny-all alone selects all)."""
+    import yaml
+
+    from drillrunner.targets.kind.target import ISOLATED_LABEL
+
+    root = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+    policies = [d for f in sorted(root.rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
+                if d and d.get("kind") == "NetworkPolicy"]
+    assert len(policies) >= 8
+    for policy in policies:
+        selector = policy["spec"]["podSelector"]
+        if policy["metadata"]["name"] == "default-deny-all":
+            assert selector == {} and not policy["spec"].get("ingress") \
+                and not policy["spec"].get("egress")
+            continue
+        assert {"key": ISOLATED_LABEL, "operator": "DoesNotExist"} in \
+            selector.get("matchExpressions", []), policy["metadata"]["name"]
+
+
+def test_pause_labels_the_pod_and_resume_removes_it(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.pods["redis-1"] = pod("redis-1", "redis")
+    t = KindTarget(apis(cluster), context="kind-x", forward=False, state=tmp_path)
+    m = t.member("redis", "redis-1")
+    for _ in range(2):
+        t.pause(m)
+    assert cluster.pods["redis-1"].metadata.labels["drill.dev/isolated"] == "true"
+    assert t.is_isolated(m)
+    for _ in range(2):
+        t.resume(m)
+    assert "drill.dev/isolated" not in cluster.pods["redis-1"].metadata.labels
+    assert not t.is_isolated(m)

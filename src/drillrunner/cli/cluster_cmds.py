@@ -60,6 +60,15 @@ def up(
     typer.echo(f"  deploy/k8s applied ({how})", err=True)
     wait_ready(apis, timeout, lambda workload, ready: typer.echo(
         f"  {workload} ready ({ready} replica(s), {time.monotonic() - started:.1f}s)", err=True))
+    from drillrunner.targets.kind.target import KindTarget
+
+    target = KindTarget.connect(context=cluster.context)
+    try:  # what the drills expect beyond the manifests (the Kafka topic, the NATS stream)
+        for ops in target.deployments():
+            for line in (ops.prepare() if hasattr(ops, "prepare") else []):
+                typer.echo(f"  {line}", err=True)
+    finally:
+        target.close()
     typer.echo(f"cluster ready in {time.monotonic() - started:.1f}s; context {cluster.context}",
                err=True)
 

@@ -40,10 +40,16 @@ STS_POD_LABEL = "statefulset.kubernetes.io/pod-name"  # set by the StatefulSet c
 DRILL_POD_LABEL = "drill.dev/pod-name"  # added by pause() to pods without the one above
 PORT_ANNOTATION = "drill.dev/port"  # optional: which container port is the member's address
 ISOLATE_PREFIX = "drill-isolate-"
+ISOLATED_LABEL = "drill.dev/isolated"  # the allow policies of deploy/k8s skip pods with it
 DEFAULT_NAMESPACE = "drill"
 
 # service -> "module:Class" of its kind operations; the rest get the generic KindDeployment.
-DEPLOYMENTS = {"redis": "drillrunner.targets.kind.deployments:KindRedisOps"}
+DEPLOYMENTS = {"redis": "drillrunner.targets.kind.redis:KindRedisOps",
+               "timescaledb": "drillrunner.targets.kind.postgres:KindPostgresOps",
+               "kafka": "drillrunner.targets.kind.kafka:KindKafkaOps",
+               "nats": "drillrunner.targets.kind.nats:KindNatsOps",
+               "feast": "drillrunner.targets.kind.feast:KindFeastOps",
+               "oms": "drillrunner.targets.kind.oms:KindOmsOps"}
 
 
 class ExecResult(BaseModel):
@@ -95,6 +101,11 @@ class KindTarget:
         return cls(apis, context=name, namespace=namespace, state=state, forward=forward)
 
     def close(self) -> None:
+        """Stop the port-forwards (the target's and any a service's ops opened)."""
+        for ops in self._deployments.values():
+            closer = getattr(ops, "close", None)
+            if callable(closer):
+                closer()
         if self._forwarder is not None:
             self._forwarder.close()
 
@@ -184,8 +195,8 @@ class KindTarget:
         return [s for s in SERVICES if s in found]
 
     def deployment(self, service: str) -> Any:
-        """Per-service operations: KindRedisOps for redis, the generic KindDeployment
-        (members, versions) for the others."""
+        """Per-service operations (DEPLOYMENTS), each implementing its driver's ops
+        protocol (services/<service>/ops.py) with pods, exec and the API."""
         if service not in SERVICES:
             raise StackError(f"the kind target has no service {service!r}")
         if service not in self._deployments:
@@ -262,7 +273,9 @@ class KindTarget:
                    what=f"pod {member.name} to be Ready")
 
     def pause(self, member: MemberRef) -> None:
-        """Isolate the pod: a NetworkPolicy selecting it with no ingress or egress rule.
+        """Isolate the pod: label it `drill.dev/isolated` (every allow policy of deploy/k8s
+        selects only pods without it: policies add up, so a deny policy alone would not
+        cut anything) and add a NetworkPolicy selecting it with no ingress or egress rule.
 
         Unlike SIGSTOP the processes keep running (probes from the node may still pass,
         and established flows may survive, depending on the CNI); `pause_node` freezes a
@@ -272,13 +285,13 @@ class KindTarget:
         if pod is None:
             raise ActionFailed(f"{member.name}: no such pod to isolate")
         labels = pod.metadata.labels or {}
-        if STS_POD_LABEL in labels:
-            key = STS_POD_LABEL
-        else:
-            key = DRILL_POD_LABEL
-            if labels.get(key) != member.name:
-                self.apis.core.patch_namespaced_pod(
-                    member.name, self.namespace, {"metadata": {"labels": {key: member.name}}})
+        key = STS_POD_LABEL if STS_POD_LABEL in labels else DRILL_POD_LABEL
+        wanted = {ISOLATED_LABEL: "true"}
+        if key == DRILL_POD_LABEL:
+            wanted[key] = member.name
+        if any(labels.get(k) != v for k, v in wanted.items()):
+            self.apis.core.patch_namespaced_pod(member.name, self.namespace,
+                                                {"metadata": {"labels": wanted}})
         try:
             self.apis.networking.create_namespaced_network_policy(
                 self.namespace, isolation_policy(member.name, self.namespace, key))
@@ -287,7 +300,7 @@ class KindTarget:
                 raise
 
     def resume(self, member: MemberRef) -> None:
-        """Remove the isolation policy (and the label pause added); idempotent."""
+        """Remove the isolation policy and the labels pause added; idempotent."""
         try:
             self.apis.networking.delete_namespaced_network_policy(
                 ISOLATE_PREFIX + member.name, self.namespace)
@@ -295,11 +308,13 @@ class KindTarget:
             if _status(exc) != 404:
                 raise
         pod = self._pod(member.name)
-        if pod is not None and DRILL_POD_LABEL in (pod.metadata.labels or {}):
+        added = [k for k in (ISOLATED_LABEL, DRILL_POD_LABEL)
+                 if pod is not None and k in (pod.metadata.labels or {})]
+        if added:
             try:
                 self.apis.core.patch_namespaced_pod(
                     member.name, self.namespace,
-                    {"metadata": {"labels": {DRILL_POD_LABEL: None}}})
+                    {"metadata": {"labels": dict.fromkeys(added)}})
             except Exception as exc:
                 if _status(exc) != 404:
                     raise
