@@ -1,5 +1,5 @@
-"""One scenario end to end on a real kind cluster: cluster up, drill run --target kind,
-cluster down.
+"""Scenarios end to end on a real kind cluster: cluster up, drill run --target kind (one
+scenario, then the pre-release drill), cluster down.
 
 Runs wherever `docker` and `kind` work. Where they are absent (e.g. our build machines:
 unprivileged Docker, no image pulls) it reports itself as SKIPPED with the reason: never
@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,28 +40,48 @@ def _drill(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=1800, check=False)
 
 
-def test_redis_failover_on_kind(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`drill cluster up` once for the module; always `drill cluster down` at the end."""
     why = _docker_and_kind_work()
     if why is not None:
         # Not run (not passed): docker/kind are absent on this machine.
         pytest.skip(f"not run: {why}; this test needs a machine where kind can create "
                     "a cluster")
-    env = {**os.environ, "DRILL_STATE_DIR": str(tmp_path / "state")}
+    env = {**os.environ, "DRILL_STATE_DIR": str(tmp_path_factory.mktemp("kind-state"))}
     up = _drill("cluster", "up", env=env)
     try:
         assert up.returncode == 0, up.stderr
         status = _drill("cluster", "status", "--format", "json", env=env)
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["pods"], "no member pods listed"
-        run = _drill("run", SCENARIO, "--target", "kind", "--context", "kind-drill",
-                     "--out", str(tmp_path / "reports"), env=env)
-        # 0 passed or 1 failed with evidence: the drill ran and judged. 2/3 mean it could
-        # not run (usage, preflight, error): that is a test failure, never a pass.
-        assert run.returncode in (0, 1), run.stdout + run.stderr
-        summary = json.loads(next((tmp_path / "reports").glob("*/summary.json")).read_text())
-        assert summary["target"] == "kind"
-        assert summary["environment"]["context"] == "kind-drill"
-        assert summary["environment"]["cluster_fingerprint"]
-        assert summary["scenarios"][0]["outcome"] in ("passed", "failed")
+        yield env
     finally:
         _drill("cluster", "down", env=env)
+
+
+def _run_on_kind(env: dict[str, str], out: Path, ref: str) -> dict[str, Any]:
+    run = _drill("run", ref, "--target", "kind", "--context", "kind-drill", "--out", str(out),
+                 env=env)
+    # 0 passed or 1 failed with evidence: the drill ran and judged. 2/3 mean it could not
+    # run (usage, preflight, error): that is a test failure, never a pass.
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    summary: dict[str, Any] = json.loads(next(out.glob("*/summary.json")).read_text())
+    assert summary["target"] == "kind"
+    assert summary["environment"]["context"] == "kind-drill"
+    assert summary["environment"]["cluster_fingerprint"]
+    return summary
+
+
+def test_redis_failover_on_kind(kind_cluster: dict[str, str], tmp_path: Path) -> None:
+    summary = _run_on_kind(kind_cluster, tmp_path / "reports", SCENARIO)
+    assert summary["scenarios"][0]["outcome"] in ("passed", "failed")
+
+
+def test_pre_release_drill_on_kind(kind_cluster: dict[str, str], tmp_path: Path) -> None:
+    """The same drill file as on the local target: every scenario is judged (none errors
+    or is inconclusive because an operation is missing on kind)."""
+    summary = _run_on_kind(kind_cluster, tmp_path / "reports", "pre-release")
+    outcomes = {s["name"]: s["outcome"] for s in summary["scenarios"]}
+    assert len(outcomes) == 7, outcomes
+    assert set(outcomes.values()) <= {"passed", "failed"}, outcomes
