@@ -17,21 +17,18 @@ from typing import Any
 import pytest
 
 from drillrunner.engine import checks
-from drillrunner.engine.context import RunContext
-from drillrunner.engine.history import FaultEvent, History, Op, OpStatus, OpUnknown
-from drillrunner.engine.recovery import lasting_success
 from drillrunner.engine.verdicts import Verdict
 from drillrunner.services.feast import checks as feast_checks
 from drillrunner.services.feast import faults, member_roles, observe, probes, restore
 from drillrunner.services.feast.ops import feast_ops
-from drillrunner.services.feast.workload import OnlineReads, online_reads
+from drillrunner.services.feast.workload import online_reads
 from drillrunner.services.redis import actions as redis_actions
 from drillrunner.services.redis import client as redis_client
 from drillrunner.services.redis import faults as redis_faults
 from drillrunner.services.redis.topology import sentinel_master
 from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.target import LocalTarget
-from drillrunner.waiting import poll_until
+from tests.driving import Driver, inject, make_ctx
 from tests.support import need_binaries
 
 pytestmark = pytest.mark.integration
@@ -82,69 +79,11 @@ def target(state: Path) -> LocalTarget:
     return make_target(state)
 
 
-def make_ctx(target: LocalTarget, scenario: str) -> RunContext:
-    events: list[tuple[str, dict[str, Any]]] = []
-    undos: list[tuple[str, dict[str, Any]]] = []
-    ctx = RunContext(target=target, scenario=scenario, history=History(),
-                     record=lambda event, **data: events.append((event, data)),
-                     _undo_sink=lambda action, args: undos.append((action, args)))
-    ctx.stash["undos"] = undos
-    ctx.stash["events"] = events
-    return ctx
+class Reader(Driver):
+    """Drives the feast.online_reads client (`write(seq)` reads and compares)."""
 
-
-class Reader:
-    """Drives the feast.online_reads client from one thread at RATE, recording every op."""
-
-    def __init__(self, ctx: RunContext, client: OnlineReads) -> None:
-        self.ctx, self.client = ctx, client
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        ctx.workloads[WORKLOAD] = client
-
-    def _run(self) -> None:
-        seq = 0
-        while not self.stop.is_set():
-            seq += 1
-            invoked = time.monotonic()
-            status, error = OpStatus.OK, None
-            try:
-                self.client.write(seq)
-            except OpUnknown as exc:
-                status, error = OpStatus.UNKNOWN, str(exc)
-            except Exception as exc:
-                status, error = OpStatus.FAIL, str(exc)
-            completed = time.monotonic()
-            self.ctx.history.add_op(Op(WORKLOAD, seq, invoked, completed, status, error))
-            self.stop.wait(max(0.0, 1.0 / RATE - (completed - invoked)))
-
-    def __enter__(self) -> Reader:
-        self.thread.start()
-        self.wait_count(True, 5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
-
-    def count(self, ok: bool) -> int:
-        return sum(1 for o in self.ctx.history.ops(WORKLOAD) if (o.status is OpStatus.OK) == ok)
-
-    def wait_count(self, ok: bool, more: int, timeout: float = 20.0) -> None:
-        goal = self.count(ok) + more
-        poll_until(lambda: self.count(ok) >= goal, timeout=timeout,
-                   what=f"{more} more {'correct' if ok else 'failed or unknown'} reads")
-
-    def wait_recovered(self, since: float, timeout: float = 60.0) -> None:
-        poll_until(lambda: lasting_success(self.ctx.history.ops(WORKLOAD), since, 10, 0.3),
-                   timeout=timeout, what="the reads to recover")
-
-
-def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
-    invoked = time.monotonic()
-    result = fn(ctx, **args)
-    ctx.history.add_fault(FaultEvent(name, invoked, time.monotonic(), True))
-    return result
+    workload, rate = WORKLOAD, RATE
+    start_ok, start_timeout, lasting, noun = 5, 20.0, 10, "correct reads"
 
 
 def test_up_serves_the_offline_truth(target: LocalTarget) -> None:

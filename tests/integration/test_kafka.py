@@ -3,26 +3,22 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from drillrunner.engine import checks
-from drillrunner.engine.context import RunContext
-from drillrunner.engine.history import FaultEvent, History, Op, OpStatus, OpUnknown
-from drillrunner.engine.recovery import lasting_success
 from drillrunner.engine.verdicts import Verdict
 from drillrunner.services.kafka import actions, faults, member_roles, probes
 from drillrunner.services.kafka import checks as kchecks
-from drillrunner.services.kafka.workload import Acks, SequencedProduces, sequenced_produces
+from drillrunner.services.kafka.workload import Acks, sequenced_produces
 from drillrunner.targets.local import kafka as local_kafka
 from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.target import LocalTarget
 from drillrunner.waiting import poll_until
+from tests.driving import Driver, inject, make_ctx
 from tests.support import IN_CI, need_binaries, need_module
 
 pytestmark = pytest.mark.integration
@@ -68,69 +64,10 @@ def target(state: Path) -> LocalTarget:
     return make_target(state)
 
 
-def make_ctx(target: LocalTarget, scenario: str) -> RunContext:
-    events: list[tuple[str, dict[str, Any]]] = []
-    undos: list[tuple[str, dict[str, Any]]] = []
-    ctx = RunContext(target=target, scenario=scenario, history=History(),
-                     record=lambda event, **data: events.append((event, data)),
-                     _undo_sink=lambda action, args: undos.append((action, args)))
-    ctx.stash["undos"] = undos
-    ctx.stash["events"] = events
-    return ctx
-
-
-class Writer:
-    """Drives the workload client from one thread at RATE, recording every op."""
-
-    def __init__(self, ctx: RunContext, client: SequencedProduces) -> None:
-        self.ctx, self.client = ctx, client
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        ctx.workloads[WORKLOAD] = client
-
-    def _run(self) -> None:
-        seq = 0
-        while not self.stop.is_set():
-            seq += 1
-            invoked = time.monotonic()
-            status, error = OpStatus.OK, None
-            try:
-                self.client.write(seq)
-            except OpUnknown as exc:
-                status, error = OpStatus.UNKNOWN, str(exc)
-            except Exception as exc:
-                status, error = OpStatus.FAIL, str(exc)
-            completed = time.monotonic()
-            self.ctx.history.add_op(Op(WORKLOAD, seq, invoked, completed, status, error))
-            self.stop.wait(max(0.0, 1.0 / RATE - (completed - invoked)))
-
-    def __enter__(self) -> Writer:
-        self.thread.start()
-        self.wait_ok(20, timeout=30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(15)
-
-    def ok_count(self) -> int:
-        return sum(1 for o in self.ctx.history.ops(WORKLOAD) if o.status is OpStatus.OK)
-
-    def wait_ok(self, more: int, timeout: float = 10.0) -> None:
-        goal = self.ok_count() + more
-        poll_until(lambda: self.ok_count() >= goal, timeout=timeout,
-                   what=f"{more} acknowledged produces")
-
-    def wait_recovered(self, since: float, timeout: float = 60.0) -> None:
-        poll_until(lambda: lasting_success(self.ctx.history.ops(WORKLOAD), since, 20, 0.3),
-                   timeout=timeout, what="the workload to recover")
-
-
-def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
-    invoked = time.monotonic()
-    result = fn(ctx, **args)
-    ctx.history.add_fault(FaultEvent(name, invoked, time.monotonic(), True))
-    return result
+class Writer(Driver):
+    workload, rate = WORKLOAD, RATE
+    start_timeout = 30.0
+    noun = "acknowledged produces"
 
 
 def with_role(roles: dict[str, str], role: str) -> list[str]:

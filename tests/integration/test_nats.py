@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from drillrunner.engine import checks
-from drillrunner.engine.context import RunContext
-from drillrunner.engine.history import FaultEvent, History, Op, OpStatus, OpUnknown
-from drillrunner.engine.recovery import lasting_success
 from drillrunner.engine.verdicts import Verdict
 from drillrunner.services.nats import actions, faults, member_roles, probes
 from drillrunner.services.nats import checks as nats_checks
-from drillrunner.services.nats.workload import JsPublish, js_publish
+from drillrunner.services.nats.workload import js_publish
 from drillrunner.targets.base import Signal
 from drillrunner.targets.local.config import NatsSettings, StackSettings
 from drillrunner.targets.local.supervisor import port_in_use
 from drillrunner.targets.local.target import LocalTarget
 from drillrunner.waiting import poll_until
+from tests.driving import Driver, inject, make_ctx
 from tests.support import need_binaries, need_module
 
 pytestmark = pytest.mark.integration
@@ -70,73 +66,9 @@ def target(state: Path) -> LocalTarget:
     return make_target(state)
 
 
-def make_ctx(target: LocalTarget, scenario: str) -> RunContext:
-    events: list[tuple[str, dict[str, Any]]] = []
-    undos: list[tuple[str, dict[str, Any]]] = []
-    ctx = RunContext(target=target, scenario=scenario, history=History(),
-                     record=lambda event, **data: events.append((event, data)),
-                     _undo_sink=lambda action, args: undos.append((action, args)))
-    ctx.stash["undos"] = undos
-    return ctx
-
-
-class Writer:
-    """Drives the workload client from one thread at RATE, recording every op."""
-
-    def __init__(self, ctx: RunContext, client: JsPublish) -> None:
-        self.ctx, self.client = ctx, client
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        ctx.workloads[WORKLOAD] = client
-
-    def _run(self) -> None:
-        seq = 0
-        while not self.stop.is_set():
-            seq += 1
-            invoked = time.monotonic()
-            status, error = OpStatus.OK, None
-            try:
-                self.client.write(seq)
-            except OpUnknown as exc:
-                status, error = OpStatus.UNKNOWN, str(exc)
-            except Exception as exc:
-                status, error = OpStatus.FAIL, str(exc)
-            completed = time.monotonic()
-            self.ctx.history.add_op(Op(WORKLOAD, seq, invoked, completed, status, error))
-            self.stop.wait(max(0.0, 1.0 / RATE - (completed - invoked)))
-
-    def __enter__(self) -> Writer:
-        self.thread.start()
-        self.wait_ok(20)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
-
-    def count(self, status: OpStatus) -> int:
-        return sum(1 for o in self.ctx.history.ops(WORKLOAD) if o.status is status)
-
-    def wait_ok(self, more: int, timeout: float = 10.0) -> None:
-        goal = self.count(OpStatus.OK) + more
-        poll_until(lambda: self.count(OpStatus.OK) >= goal, timeout=timeout,
-                   what=f"{more} acknowledged publishes")
-
-    def wait_failed(self, more: int, timeout: float = 10.0) -> None:
-        goal = self.count(OpStatus.FAIL) + self.count(OpStatus.UNKNOWN) + more
-        poll_until(lambda: self.count(OpStatus.FAIL) + self.count(OpStatus.UNKNOWN) >= goal,
-                   timeout=timeout, what=f"{more} failed publishes")
-
-    def wait_recovered(self, since: float, timeout: float = 60.0) -> None:
-        poll_until(lambda: lasting_success(self.ctx.history.ops(WORKLOAD), since, 20, 0.3),
-                   timeout=timeout, what="the workload to recover")
-
-
-def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
-    invoked = time.monotonic()
-    result = fn(ctx, **args)
-    ctx.history.add_fault(FaultEvent(name, invoked, time.monotonic(), True))
-    return result
+class Writer(Driver):
+    workload, rate = WORKLOAD, RATE
+    noun = "acknowledged publishes"
 
 
 def roles_by(roles: dict[str, str], role: str) -> list[str]:
