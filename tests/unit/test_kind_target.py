@@ -423,3 +423,43 @@ def test_pause_labels_the_pod_and_resume_removes_it(cluster: Cluster, tmp_path: 
         t.resume(m)
     assert "drill.dev/isolated" not in cluster.pods["redis-1"].metadata.labels
     assert not t.is_isolated(m)
+
+
+def test_websocket_calls_get_their_own_api_client() -> None:
+    """kubernetes.stream swaps call_api on the client it is given: exec and port-forward get
+    a CoreV1Api on their own ApiClient (same configuration), never the shared one."""
+    from kubernetes import client
+
+    from drillrunner.targets.kind.apis import own_client
+
+    shared = client.CoreV1Api(client.ApiClient(client.Configuration()))
+    original = shared.api_client.call_api
+    with own_client(shared) as core:
+        assert core.api_client is not shared.api_client
+        assert core.api_client.configuration is shared.api_client.configuration
+        core.api_client.call_api = lambda *a, **k: None  # what stream() does meanwhile
+        assert shared.api_client.call_api == original
+    fake = object()
+    with own_client(fake) as same:  # fakes without an ApiClient pass through
+        assert same is fake
+
+
+def test_pause_forgets_the_pods_open_flows_on_its_node(cluster: Cluster, tmp_path: Path) -> None:
+    """Open connections keep their conntrack verdict: after the policy, the node's entries
+    to and from the pod's IP are deleted (exit 1 = none matched is fine)."""
+
+    class Conntrack(FakeDocker):
+        def __call__(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+            if list(argv[:2]) == ["docker", "exec"]:
+                self.argv.append(list(argv))
+                return subprocess.CompletedProcess(list(argv), 1 if "-d" in argv else 0, "",
+                                                   "0 flow entries have been deleted.")
+            return super().__call__(argv)
+
+    docker = Conntrack({"drill-worker": "running"})
+    t = target(cluster, tmp_path, nodes=DockerNodes("drill", run=docker, which=lambda _n: "/x"))
+    t.pause(t.member("redis", "redis-0"))
+    execs = [a for a in docker.argv if a[1] == "exec"]
+    assert execs == [["docker", "exec", "drill-worker", "conntrack", "-D", "-s", "10.244.1.5"],
+                     ["docker", "exec", "drill-worker", "conntrack", "-D", "-d", "10.244.1.5"]]
+    assert t.is_isolated(t.member("redis", "redis-0"))

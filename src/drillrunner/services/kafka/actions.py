@@ -7,7 +7,8 @@ from drillrunner.engine.actions import action
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.kafka.ops import kafka_ops
-from drillrunner.services.kafka.topology import SERVICE, is_stopped, wait_ready
+from drillrunner.services.kafka.topology import SERVICE, wait_ready
+from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef
 from drillrunner.units import Duration
 from drillrunner.waiting import monotonic

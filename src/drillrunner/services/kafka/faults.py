@@ -11,11 +11,11 @@ from drillrunner.services.kafka.ops import kafka_ops
 from drillrunner.services.kafka.topology import (
     SERVICE,
     active_controller,
-    is_stopped,
     member_roles_with,
     partition_followers,
     partition_leader,
 )
+from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef, Signal
 from drillrunner.waiting import poll_until
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from drillrunner.errors import ActionFailed
 from drillrunner.services.kafka import client
 from drillrunner.services.kafka.client import PartitionState
 from drillrunner.services.kafka.ops import KafkaOps
+from drillrunner.services.paused import Processes as Procs
+from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef
 from drillrunner.waiting import WaitTimeout, poll_until
 
@@ -32,38 +32,8 @@ class Role(StrEnum):
 CONTROLLER_SUFFIX = "+controller"  # appended to the role of the active controller
 
 
-class Procs(Protocol):
-    """Where members' processes are seen: any Target, or the local deployment itself
-    (which must judge readiness before a target object exists)."""
-
-    def pid(self, member: MemberRef) -> int | None: ...
-
-    def is_running(self, member: MemberRef) -> bool: ...
 
 
-def _proc_state(pid: int) -> str | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()[0]
-
-
-@runtime_checkable
-class Isolates(Protocol):
-    """A target whose pause cuts the member off the network instead of SIGSTOPping a
-    process it cannot see (kind: a NetworkPolicy per pod)."""
-
-    def is_isolated(self, member: MemberRef) -> bool: ...
-
-
-def is_stopped(target: Procs, member: MemberRef) -> bool:
-    """True if the member is paused: its process frozen by SIGSTOP (where the target has a
-    PID), else isolated by the target's pause (kind), so that resume undoes it."""
-    pid = target.pid(member)
-    if pid is not None:
-        return _proc_state(pid) == "T"
-    return isinstance(target, Isolates) and target.is_isolated(member)
 
 
 def is_live(target: Procs, member: MemberRef) -> bool:

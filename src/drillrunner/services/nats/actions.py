@@ -7,7 +7,8 @@ from drillrunner.engine.actions import action
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.nats.ops import nats_ops
-from drillrunner.services.nats.topology import SERVICE, is_stopped, wait_ready
+from drillrunner.services.nats.topology import SERVICE, wait_ready
+from drillrunner.services.paused import is_stopped
 from drillrunner.units import Duration
 from drillrunner.waiting import monotonic
 

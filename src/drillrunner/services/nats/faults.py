@@ -12,7 +12,8 @@ from drillrunner.engine.actions import fault
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.nats.ops import nats_ops
-from drillrunner.services.nats.topology import SERVICE, is_stopped, member_roles, stream_leader
+from drillrunner.services.nats.topology import SERVICE, member_roles, stream_leader
+from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef, Signal
 from drillrunner.waiting import poll_until
 

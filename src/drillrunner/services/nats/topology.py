@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from drillrunner.errors import ActionFailed
 from drillrunner.services.nats import client
 from drillrunner.services.nats.ops import NatsOps, nats_ops
+from drillrunner.services.paused import Processes, is_stopped
 from drillrunner.targets.base import MemberRef, Target
 from drillrunner.waiting import WaitTimeout, poll_until
 
@@ -26,37 +26,8 @@ class Role(StrEnum):
     UNRESPONSIVE = "unresponsive"
 
 
-class Processes(Protocol):
-    """Where a member's process is: any Target, or the local deployment during up()."""
-
-    def pid(self, member: MemberRef) -> int | None: ...
-
-    def is_running(self, member: MemberRef) -> bool: ...
 
 
-def _proc_state(pid: int) -> str | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()[0]
-
-
-@runtime_checkable
-class Isolates(Protocol):
-    """A target whose pause cuts the member off the network instead of SIGSTOPping a
-    process it cannot see (kind: a NetworkPolicy per pod)."""
-
-    def is_isolated(self, member: MemberRef) -> bool: ...
-
-
-def is_stopped(target: Processes, member: MemberRef) -> bool:
-    """True if the member is paused: its process frozen by SIGSTOP (where the target has a
-    PID), else isolated by the target's pause (kind), so that resume undoes it."""
-    pid = target.pid(member)
-    if pid is not None:
-        return _proc_state(pid) == "T"
-    return isinstance(target, Isolates) and target.is_isolated(member)
 
 
 def reachable(target: Processes, ops: NatsOps) -> list[MemberRef]:

@@ -12,8 +12,9 @@ from drillrunner.engine.verdicts import FaultResult
 from drillrunner.errors import StackError
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import SERVICE, oms_ops
+from drillrunner.services.paused import is_stopped
 from drillrunner.services.redis.ops import redis_ops
-from drillrunner.services.redis.topology import is_stopped, wait_ready
+from drillrunner.services.redis.topology import wait_ready
 from drillrunner.services.timescaledb.ops import pg_ops
 from drillrunner.services.timescaledb.roles import the_primary
 from drillrunner.targets.base import Signal

@@ -5,9 +5,10 @@ from __future__ import annotations
 from drillrunner.engine.actions import fault
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.verdicts import FaultResult
+from drillrunner.services.paused import is_stopped
 from drillrunner.services.redis.lifecycle import current_primary
 from drillrunner.services.redis.ops import redis_ops
-from drillrunner.services.redis.topology import SERVICE, is_stopped, member_roles
+from drillrunner.services.redis.topology import SERVICE, member_roles
 from drillrunner.targets.base import Signal
 from drillrunner.waiting import poll_until
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drillrunner.services.paused import is_stopped
 from drillrunner.services.redis import client
 from drillrunner.targets.base import MemberRef, Target
 from drillrunner.waiting import WaitTimeout, poll_until
@@ -35,18 +35,6 @@ def sentinels_of(target: Target) -> list[MemberRef]:
     return [m for m in target.members(SERVICE) if m.kind == "sentinel"]
 
 
-def _proc_state(pid: int) -> str | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()[0]
-
-
-def is_stopped(target: Target, member: MemberRef) -> bool:
-    """True if the member's process is frozen by SIGSTOP (where the target has a PID)."""
-    pid = target.pid(member)
-    return pid is not None and _proc_state(pid) == "T"
 
 
 def member_role(target: Target, member: MemberRef) -> Role:

@@ -7,7 +7,8 @@ used (CoreV1Api, AppsV1Api, NetworkingV1Api, VersionApi, and kubernetes.stream.s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,24 @@ def connect(kubeconfig: Path | None = None, context: str | None = None) -> tuple
     return name, KubeApis(core=client.CoreV1Api(api), apps=client.AppsV1Api(api),
                           networking=client.NetworkingV1Api(api),
                           version=client.VersionApi(api), stream=stream, api_client=api)
+
+
+@contextmanager
+def own_client(core: Any) -> Iterator[Any]:
+    """A CoreV1Api on its own ApiClient, for one websocket call (exec, port-forward).
+
+    kubernetes.stream swaps `call_api` on the ApiClient it is given for the duration of the
+    call; on the shared client that would send other threads' REST calls over a websocket
+    (or leave the swap in place). Fakes without an api_client are used as they are."""
+    api_client = getattr(core, "api_client", None)
+    configuration = getattr(api_client, "configuration", None)
+    if configuration is None:
+        yield core
+        return
+    from kubernetes import client
+
+    own = client.ApiClient(configuration)
+    try:
+        yield client.CoreV1Api(own)
+    finally:
+        own.close()  # type: ignore[no-untyped-call]

@@ -69,9 +69,12 @@ class PortForwarder:
     def _serve(self, conn: socket.socket, pod: str, port: int) -> None:
         from kubernetes.stream import portforward
 
+        from drillrunner.targets.kind.apis import own_client
+
         try:
-            pf = portforward(self.core.connect_get_namespaced_pod_portforward, pod,
-                             self.namespace, ports=str(port))
+            with own_client(self.core) as core:  # never swap call_api on the shared client
+                pf = portforward(core.connect_get_namespaced_pod_portforward, pod,
+                                 self.namespace, ports=str(port))
             remote = pf.socket(port)
             remote.setblocking(True)
         except Exception:

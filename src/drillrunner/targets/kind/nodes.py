@@ -79,3 +79,27 @@ class DockerNodes:
     def unpause(self, node: str) -> None:
         if self.state(node) == "paused":
             self._checked("unpause", node)
+
+    def is_node(self, node: str) -> bool:
+        """Whether `node` is a container of this kind cluster that docker can reach (False
+        without docker or its daemon, or for nodes that are not containers)."""
+        try:
+            self.state(node)
+        except (ActionFailed, MissingBinary):
+            return False
+        return True
+
+    def forget_flows(self, node: str, ip: str) -> int:
+        """Delete the node's conntrack entries to and from `ip`, so packets of connections
+        opened before a NetworkPolicy change are judged again (kindnet's policy check
+        sees only a connection's first packet). Returns how many commands removed entries;
+        conntrack exits 1 when nothing matched."""
+        if self.state(node) != "running":
+            return 0
+        removed = 0
+        for direction in ("-s", "-d"):
+            out = self._docker("exec", node, "conntrack", "-D", direction, ip)
+            if out.returncode not in (0, 1):
+                raise ActionFailed(f"conntrack on {node}: {out.stderr.strip() or out.returncode}")
+            removed += out.returncode == 0
+        return removed

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from drillrunner.errors import ActionFailed, StackError
 from drillrunner.targets.base import MemberRef, Signal
-from drillrunner.targets.kind.apis import KubeApis, connect
+from drillrunner.targets.kind.apis import KubeApis, connect, own_client
 from drillrunner.targets.kind.forward import PortForwarder
 from drillrunner.targets.kind.nodes import DockerNodes
 from drillrunner.targets.kind.safety import check_context
@@ -277,9 +277,9 @@ class KindTarget:
         selects only pods without it: policies add up, so a deny policy alone would not
         cut anything) and add a NetworkPolicy selecting it with no ingress or egress rule.
 
-        Unlike SIGSTOP the processes keep running (probes from the node may still pass,
-        and established flows may survive, depending on the CNI); `pause_node` freezes a
-        whole node container instead.
+        The node's conntrack entries for the pod's IP are then deleted, so connections opened
+        before are cut too. Unlike SIGSTOP the processes keep running (probes from the node
+        may still pass); `pause_node` freezes a whole node container instead.
         """
         pod = self._pod(member.name)
         if pod is None:
@@ -298,6 +298,13 @@ class KindTarget:
         except Exception as exc:
             if _status(exc) != 409:  # already isolated: idempotent
                 raise
+        # Established connections keep their verdict in conntrack: drop them so the cut
+        # applies to open flows too (replication links, client pools). Needs the node to be
+        # a docker container of this cluster (every kind node is); elsewhere (a bare API
+        # server with simulated nodes) only new flows are cut.
+        ip = pod.status.pod_ip if pod.status else None
+        if ip and pod.spec.node_name and self.nodes.is_node(pod.spec.node_name):
+            self.nodes.forget_flows(pod.spec.node_name, ip)
 
     def resume(self, member: MemberRef) -> None:
         """Remove the isolation policy and the labels pause added; idempotent."""
@@ -381,10 +388,11 @@ class KindTarget:
         `stdin` is sent and then closed (the v5 channel protocol, Kubernetes >= 1.30);
         binary data goes through `write_file`, which needs no stdin at all."""
         pod = self._require_pod(member)
-        resp = self.apis.stream(
-            self.apis.core.connect_get_namespaced_pod_exec, member.name, self.namespace,
-            command=list(argv), container=container or self._container(pod), stderr=True,
-            stdin=stdin is not None, stdout=True, tty=False, _preload_content=False)
+        with own_client(self.apis.core) as core:
+            resp = self.apis.stream(
+                core.connect_get_namespaced_pod_exec, member.name, self.namespace,
+                command=list(argv), container=container or self._container(pod), stderr=True,
+                stdin=stdin is not None, stdout=True, tty=False, _preload_content=False)
         try:
             if stdin is not None:
                 resp.write_stdin(stdin)
