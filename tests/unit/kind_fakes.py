@@ -367,3 +367,54 @@ def scaling_apis(c: Cluster, exec_handler: ExecHandler | None = None) -> KubeApi
     base = apis(c, exec_handler)
     return KubeApis(core=SecretPatchingCore(c), apps=ScalingApps(c), networking=base.networking,
                     version=base.version, stream=base.stream)
+
+
+# -- Appended for the TimescaleDB point-in-time restore: bare pods created from a body
+# -- dict (no controller: a deleted one is not recreated). -------------------------------
+
+class BarePodCore(FakeCore):
+    """FakeCore that also creates pods from a Pod body dict: Running, its container started,
+    NOT Ready (a test flips `conditions[0].status`), IP `bare_ip`. Deleting a pod it
+    created never recreates it, whatever `Cluster.recreate` says."""
+
+    bare_ip = "10.244.3.30"
+
+    def __init__(self, c: Cluster) -> None:
+        super().__init__(c)
+        self.bare: set[str] = set()
+
+    def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> V1Pod:
+        from kubernetes.client import V1ContainerState, V1ContainerStateRunning, V1ContainerStatus
+
+        self.c.log("create_namespaced_pod", namespace, body)
+        meta = body["metadata"]
+        name = meta["name"]
+        if name in self.c.pods:
+            raise ApiException(status=409, reason="AlreadyExists")
+        containers = [V1Container(name=c["name"], image=c["image"], ports=[
+            V1ContainerPort(container_port=p["containerPort"], name=p.get("name"))
+            for p in c.get("ports", [])]) for c in body["spec"]["containers"]]
+        statuses = [V1ContainerStatus(name=c.name, image=c.image, image_id="", ready=False,
+                                      restart_count=0,
+                                      state=V1ContainerState(running=V1ContainerStateRunning()))
+                    for c in containers]
+        new = V1Pod(
+            metadata=V1ObjectMeta(name=name, namespace=namespace,
+                                  labels=dict(meta.get("labels") or {}),
+                                  uid=f"uid-{name}-{len(self.c.calls)}"),
+            spec=V1PodSpec(node_name="drill-worker", containers=containers),
+            status=V1PodStatus(phase="Running", pod_ip=self.bare_ip,
+                               conditions=[V1PodCondition(type="Ready", status="False")],
+                               container_statuses=statuses))
+        self.c.pods[name] = new
+        self.bare.add(name)
+        return new
+
+    def delete_namespaced_pod(self, name: str, namespace: str, **kwargs: Any) -> None:
+        if name not in self.bare:
+            super().delete_namespaced_pod(name, namespace, **kwargs)
+            return
+        self.c.log("delete_namespaced_pod", name, namespace, **kwargs)
+        self.bare.discard(name)
+        if self.c.pods.pop(name, None) is None:
+            raise ApiException(status=404, reason="Not Found")

@@ -27,7 +27,7 @@ from drillrunner.targets.base import Signal
 from drillrunner.targets.kind import postgres as kp
 from drillrunner.targets.kind.apis import KubeApis
 from drillrunner.targets.kind.target import DEPLOYMENTS, KindTarget
-from tests.unit.kind_fakes import Cluster, FakeCore, apis, local_shell, pod
+from tests.unit.kind_fakes import BarePodCore, Cluster, FakeCore, apis, local_shell, pod
 
 P, R = "timescaledb-primary-0", "timescaledb-replica-0"
 IPS = {P: "10.244.1.10", R: "10.244.2.20"}
@@ -186,9 +186,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
         p.status.pod_ip = ip
         c.pods[name] = p
     c.secrets["timescaledb-credentials"] = {"postgres-password": PASSWORD}
-    c.configmaps["timescaledb-config"] = {"postgresql.conf": (
-        "shared_preload_libraries = 'timescaledb'\n"
-        "synchronous_standby_names = '\"timescaledb-replica-0\"'  # the replica\n")}
+    c.configmaps["timescaledb-config"] = {
+        "postgresql.conf": "shared_preload_libraries = 'timescaledb'\n",
+        "synchronous_standby_names": '"timescaledb-replica-0"'}
     w = World(c, {P: Member(recovery=False, sss='"timescaledb-replica-0"'),
                   R: Member(recovery=True, upstream=P)})
     w.services["timescaledb-primary"] = dict(kp.ORIGINAL_SELECTOR)
@@ -243,8 +243,9 @@ def test_dsns_use_member_addresses_and_the_secret_read_once(world: World,
 def test_settings_come_from_the_configmap(world: World, tmp_path: Path) -> None:
     _, ops = make(world, tmp_path)
     assert ops.synchronous_wanted() and ops.timescaledb_installed()
-    world.c.configmaps["timescaledb-config"]["postgresql.conf"] = (
-        "synchronous_standby_names = ''\nshared_preload_libraries = 'pg_stat_statements'\n")
+    world.c.configmaps["timescaledb-config"] = {
+        "synchronous_standby_names": "",
+        "postgresql.conf": "shared_preload_libraries = 'pg_stat_statements'\n"}
     assert not ops.synchronous_wanted() and not ops.timescaledb_installed()
 
 
@@ -374,17 +375,13 @@ def test_service_missing_is_a_clear_failure(world: World, tmp_path: Path) -> Non
         ops.route_primary(R)
 
 
-def test_pitr_is_refused_with_the_reason(world: World, tmp_path: Path) -> None:
+def test_only_the_restore_copy_can_be_removed(world: World, tmp_path: Path) -> None:
     _, ops = make(world, tmp_path)
-    with pytest.raises(ActionFailed, match="archive no WAL"):
-        ops.base_backup(P, tmp_path / "b")
-    with pytest.raises(ActionFailed, match="point-in-time restore is not supported on kind"):
-        ops.restore_pitr(tmp_path / "b", "2026-01-01")
     assert ops.pitr_member().name == kp.PITR
-    assert ops.remove_member(kp.PITR) is False
+    assert ops.remove_member(kp.PITR) is False  # nothing there: no exec, no delete
     with pytest.raises(ActionFailed, match="not a temporary member"):
         ops.remove_member(P)
-    assert not [c for c in world.c.calls if c[0] == "exec"]
+    assert not [c for c in world.c.calls if c[0] in ("exec", "delete_namespaced_pod")]
 
 
 def _proc_state(pid: int) -> str:
@@ -472,3 +469,327 @@ kill $pg
     out = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
                          capture_output=True, text=True, timeout=20, check=True).stdout
     assert out.split() == ["S", "T", "S"]  # init runs, the "postmaster" froze, then thawed
+
+
+# -- point-in-time restore -----------------------------------------------------------------
+# Every script of the PITR path really runs here (local_shell), with the pods' data volume
+# (kp.DATA) pointed at one temp folder per pod and fake pg_basebackup / psql /
+# pg_archivecleanup on PATH; the SQL layer stays the World's.
+
+REPL_PASSWORD = "repl-secret-9"
+START = "000000010000000000000003"
+TARGET = "2026-01-01 12:00:00.123456+00"
+ARCHIVED = ["000000010000000000000002", START, "000000010000000000000004",
+            "00000002.history", "000000010000000000000005.tmp"]
+
+FAKE_TOOLS = {
+    # The files pg_basebackup -Ft -z -X stream writes; it records the password it got.
+    "pg_basebackup": """#!/bin/sh
+set -eu
+while [ $# -gt 0 ]; do case "$1" in -D) dir=$2; shift 2;; *) shift;; esac; done
+printf %s "${PGPASSWORD:-}" > "$dir.password-seen"
+mkdir -p "$dir/src/pg_wal" "$dir/wal"
+printf 'START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\\n' > "$dir/src/backup_label"
+echo 16 > "$dir/src/PG_VERSION"
+touch "$dir/src/standby.signal" "$dir/src/postmaster.pid"
+echo seg3 > "$dir/wal/000000010000000000000003"
+tar -czf "$dir/base.tar.gz" -C "$dir/src" \\
+    backup_label PG_VERSION standby.signal postmaster.pid pg_wal
+tar -czf "$dir/pg_wal.tar.gz" -C "$dir/wal" 000000010000000000000003
+echo '{"PostgreSQL-Backup-Manifest-Version": 1}' > "$dir/backup_manifest"
+rm -rf "$dir/src" "$dir/wal"
+""",
+    "psql": '#!/bin/sh\necho "${FAKE_ARCHIVE_MODE:-on}"\n',
+    "pg_archivecleanup": """#!/bin/sh
+cd "$1" && ls | awk -v k="$2" 'length($0) == 24 && substr($0, 9) < substr(k, 9)' | xargs -r rm -f
+""",
+}
+
+
+class PitrCore(Core, BarePodCore):
+    """The PostgreSQL world's Core plus bare pods; a deleted restore pod loses its volume."""
+
+    def __init__(self, world: World, volume: Path) -> None:
+        super().__init__(world)
+        self.volume = volume
+        self.pending = False  # created pods never get a running container
+
+    def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> Any:
+        new = super().create_namespaced_pod(namespace, body)
+        if self.pending:
+            new.status.phase = "Pending"
+        return new
+
+    def delete_namespaced_pod(self, name: str, namespace: str, **kwargs: Any) -> None:
+        if name in self.bare:
+            BarePodCore.delete_namespaced_pod(self, name, namespace, **kwargs)
+            self.w.pg.pop(name, None)
+            shutil.rmtree(self.volume, ignore_errors=True)
+            return
+        super().delete_namespaced_pod(name, namespace, **kwargs)
+
+
+@dataclass
+class Pitr:
+    world: World
+    t: KindTarget
+    ops: kp.KindPostgresOps
+    core: PitrCore
+    roots: dict[str, Path]
+    argvs: list[list[str]] = field(default_factory=list)
+    recovery: str = "promotes"  # what the released copy does: "promotes" or "crashes"
+
+    def exec(self, pod_name: str, container: str, argv: list[str],
+             stdin: str | None) -> tuple[int, str, str]:
+        assert container == "timescaledb" and argv[:2] == ["sh", "-c"]
+        self.argvs.append(argv)
+        root = self.roots[pod_name]
+        root.mkdir(exist_ok=True)
+        script = argv[2].replace(kp.DATA, str(root))
+        done = local_shell(pod_name, container, ["sh", "-c", script], stdin)
+        released = pod_name == kp.PITR and (root / "drill-restored").exists()
+        if released and kp.PITR not in self.world.pg:
+            if self.recovery == "crashes":
+                self.world.c.pods[kp.PITR].status.phase = "Failed"
+            else:  # consistent, Ready, and at once past the target and promoted
+                self.world.pg[kp.PITR] = Member(recovery=False)
+                self.world.ready(kp.PITR)
+        return done
+
+
+@pytest.fixture
+def pitr(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pitr:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name, text in FAKE_TOOLS.items():
+        (tools / name).write_text(text)
+        (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    monkeypatch.setenv("REPLICATION_PASSWORD", REPL_PASSWORD)  # as in the primary's pod
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setitem(IPS, kp.PITR, BarePodCore.bare_ip)
+    roots = {n: tmp_path / "pods" / n for n in (P, R, kp.PITR)}
+    (roots[P] / "wal-archive").mkdir(parents=True)
+    for name in ARCHIVED:
+        (roots[P] / "wal-archive" / name).write_text(name)
+
+    fetch, execute = sql.fetch, sql.execute_bounded  # the World's (the fixture set them)
+
+    def pitr_fetch(dsn: str, query: str, params: Any = (), timeout: float = 2.0) -> list[Any]:
+        if query == "SELECT clock_timestamp()::text":
+            return [(TARGET,)]
+        if "pg_stat_archiver" in query:
+            return [(True, "000000010000000000000004")]
+        return fetch(dsn, query, params, timeout)
+
+    def pitr_execute(conn: Any, query: str, params: Any, timeout: float) -> list[Any]:
+        rows = execute(conn, query, params, timeout)
+        return [("000000010000000000000004",)] if "pg_switch_wal" in query else rows
+
+    monkeypatch.setattr(sql, "fetch", pitr_fetch)
+    monkeypatch.setattr(sql, "execute_bounded", pitr_execute)
+    core = PitrCore(world, roots[kp.PITR])
+    holder: list[Pitr] = []
+    a = apis(world.c, lambda *args: holder[0].exec(*args))
+    t = KindTarget(KubeApis(core=core, apps=a.apps, networking=a.networking,
+                            version=a.version, stream=a.stream),
+                   context="kind-drill", state=tmp_path / "state", forward=False)
+    ops = kp.KindPostgresOps(t, "timescaledb")
+    t._deployments["timescaledb"] = ops
+    holder.append(Pitr(world, t, ops, core, roots))
+    return holder[0]
+
+
+def _created_body(world: World) -> dict[str, Any]:
+    bodies = [c[1][1] for c in world.c.calls if c[0] == "create_namespaced_pod"]
+    assert bodies
+    body: dict[str, Any] = bodies[-1]
+    return body
+
+
+def test_pitr_scenario_runs_on_kind(pitr: Pitr) -> None:
+    """The scenario's steps (backup, mark, restore, undo twice) through the driver."""
+    from drillrunner.services.timescaledb import backup
+
+    w, t, ops, roots = pitr.world, pitr.t, pitr.ops, pitr.roots
+    ctx, undos = ctx_for(t)
+    out = backup.base_backup(ctx)
+    dest = Path(out.detail["path"])
+    assert out.members == [P] and dest.parent == t.artifacts_dir()
+    assert sorted(p.name for p in dest.iterdir()) == ["backup_manifest", "base.tar.gz",
+                                                      "pg_wal.tar.gz"]
+    assert (roots[P] / "drill-backup.password-seen").read_text() == REPL_PASSWORD
+    assert not (roots[P] / "drill-backup").exists()  # staged in the pod, then removed
+    assert sorted(p.name for p in (roots[P] / "wal-archive").iterdir()) == sorted(
+        ARCHIVED[1:])  # pruned: older than the backup's start segment
+    backup.mark_restore_point(ctx)
+    result = backup.restore_pitr(ctx, timeout=5.0)
+    assert result.members == [kp.PITR] and undos == [
+        ("timescaledb.remove_pitr_member", {})]
+    assert result.detail["target_time"] == TARGET
+
+    data = roots[kp.PITR] / "pgdata"
+    assert sorted(p.name for p in data.iterdir()) == [
+        "PG_VERSION", "backup_label", "pg_wal", "recovery.signal"]
+    assert [p.name for p in (data / "pg_wal").iterdir()] == [START]
+    assert sorted(p.name for p in (roots[kp.PITR] / "wal-archive").iterdir()) == sorted([
+        "00000002.history", START, "000000010000000000000004"])  # no .tmp leftover
+    assert not (roots[kp.PITR] / "drill-incoming").exists()
+    assert (roots[kp.PITR] / "drill-restored").exists()
+
+    body = _created_body(w)
+    args = body["spec"]["containers"][0]["args"]
+    assert f"recovery_target_time={TARGET}" in args and "archive_mode=off" in args
+    assert f"restore_command=cp {kp.ARCHIVE}/%f %p" in args
+    assert body["spec"]["containers"][0]["image"] == "timescaledb:1"  # the primary's
+    # The copy is no member: roles, the cluster DSN, routing and rebuilds leave it out.
+    assert member_roles(t) == {P: "primary", R: "replica"}
+    assert [m.name for m in ops.members()] == [P, R]
+    assert BarePodCore.bare_ip not in ops.cluster_dsn()
+    assert kp.PITR in [m.name for m in t.members("timescaledb")]  # found by its labels
+    assert ops.pitr_member().host == BarePodCore.bare_ip
+    with pytest.raises(ActionFailed, match=f"refusing to route .* to {kp.PITR}"):
+        ops.route_primary(kp.PITR)
+    with pytest.raises(ActionFailed, match=f"{kp.PITR} is a temporary restore copy"):
+        ops.rebuild_replica(kp.PITR, P)
+    assert w.services["timescaledb-primary"] == kp.ORIGINAL_SELECTOR
+
+    assert backup.remove_pitr_member(ctx).summary == f"removed {kp.PITR}"
+    assert backup.remove_pitr_member(ctx).summary == f"{kp.PITR} was not there"
+    assert kp.PITR not in w.c.pods and not roots[kp.PITR].exists()
+    deletes = [c for c in w.c.calls if c[0] == "delete_namespaced_pod"]
+    assert deletes == [("delete_namespaced_pod", (kp.PITR, "drill"),
+                        {"grace_period_seconds": 0})]
+    # No password in any argv or in the pod (only the containers' environment has it).
+    for argv in pitr.argvs:
+        assert PASSWORD not in " ".join(argv) and REPL_PASSWORD not in " ".join(argv)
+    assert PASSWORD not in repr(body) and REPL_PASSWORD not in repr(body)
+
+
+def test_a_second_restore_replaces_the_copy(pitr: Pitr, tmp_path: Path) -> None:
+    backup = pitr.ops.base_backup(P, tmp_path / "b")
+    first = pitr.ops.restore_pitr(backup, TARGET)
+    (pitr.roots[kp.PITR] / "leftover").touch()
+    second = pitr.ops.restore_pitr(backup, TARGET)
+    assert first.name == second.name == kp.PITR
+    assert not (pitr.roots[kp.PITR] / "leftover").exists()  # a fresh volume
+    assert [c[0] for c in pitr.world.c.calls].count("create_namespaced_pod") == 2
+
+
+def test_the_restore_pod_passes_the_manifest_audit(pitr: Pitr, tmp_path: Path) -> None:
+    from drillrunner.audit import Resource, evaluate
+
+    pitr.ops.restore_pitr(pitr.ops.base_backup(P, tmp_path / "b"), TARGET)
+    body = _created_body(pitr.world)
+    labels = body["metadata"]["labels"]
+    assert labels["drill.dev/role"] == "pitr" and labels["drill.dev/member-kind"] == "server"
+    assert labels["app.kubernetes.io/part-of"] == "drill-stack"
+
+    def findings(b: dict[str, Any]) -> list[str]:
+        res = Resource("Pod", "drill", kp.PITR, b, "restore_pitr")
+        return [f"{r.rule.name}: {f.message}" for r in evaluate([res]) for f in r.findings]
+
+    assert findings(body) == []
+    # The rules do read a bare Pod: its data on an emptyDir would be flagged.
+    bad = yaml.safe_load(yaml.safe_dump(body))
+    bad["spec"]["volumes"][0] = {"name": "data", "emptyDir": {}}
+    del bad["spec"]["containers"][0]["livenessProbe"]
+    assert [f.split(":")[0] for f in findings(bad)] == ["probes-declared", "data-on-pvc"]
+
+
+def test_pitr_failures_name_the_pod(pitr: Pitr, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    ops, w = pitr.ops, pitr.world
+    monkeypatch.setenv("FAKE_ARCHIVE_MODE", "off")
+    with pytest.raises(ActionFailed, match=rf"{P}: pg_basebackup of {P} failed .*"
+                       "archive_mode is off"):
+        ops.base_backup(P, tmp_path / "off")
+    monkeypatch.delenv("FAKE_ARCHIVE_MODE")
+    with pytest.raises(ActionFailed, match="is not a base backup taken on kind"):
+        ops.restore_pitr(tmp_path / "off", TARGET)
+    good = ops.base_backup(P, tmp_path / "b")
+    with pytest.raises(ActionFailed, match="is not empty"):
+        ops.base_backup(P, good)
+    for f in (pitr.roots[P] / "wal-archive").iterdir():
+        f.unlink()
+    with pytest.raises(ActionFailed, match=rf"{P}: packing {P}'s archived WAL .*no "
+                       f"archived WAL segment from {START} on"):
+        ops.restore_pitr(good, TARGET)
+    (pitr.roots[P] / "wal-archive" / START).write_text("x")
+    pitr.recovery = "crashes"
+    with pytest.raises(ActionFailed, match=rf"{kp.PITR}: PostgreSQL exited during "
+                       r"recovery \(pod Failed\):\nline1"):
+        ops.restore_pitr(good, TARGET)
+    assert ops.remove_member(kp.PITR) is True and ops.remove_member(kp.PITR) is False
+    monkeypatch.setattr(kp, "READY_TIMEOUT", 0.3)
+    pitr.core.pending = True
+    with pytest.raises(ActionFailed, match=rf"{kp.PITR}: no running pod .*not scheduled"):
+        ops.restore_pitr(good, TARGET)
+    monkeypatch.setattr(pitr.core, "delete_namespaced_pod", lambda *a, **k: None)
+    with pytest.raises(ActionFailed, match=rf"{kp.PITR}: still there"):
+        ops.remove_member(kp.PITR)
+    assert w.services["timescaledb-primary"] == kp.ORIGINAL_SELECTOR
+
+
+def test_restore_gate_and_liveness_scripts(tmp_path: Path) -> None:
+    """The restore container waits for the gate, then execs the entrypoint with the args;
+    its liveness passes while gated, starting up (pg_isready exit 1), not when down (2)."""
+    body = kp.pitr_pod("drill", "timescale/timescaledb:2.17.2-pg16", TARGET)
+    c = body["spec"]["containers"][0]
+    gate = tmp_path / "drill-restored"
+    (tmp_path / "docker-entrypoint.sh").write_text('#!/bin/sh\necho "entrypoint $*"\n')
+    (tmp_path / "docker-entrypoint.sh").chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    script = c["command"][2].replace(kp.PITR_GATE, str(gate))
+    proc = subprocess.Popen(["sh", "-c", script, *c["command"][3:], *c["args"]], env=env,
+                            text=True, stdout=subprocess.PIPE)
+    time.sleep(0.3)
+    assert proc.poll() is None  # gated
+    gate.touch()
+    out, _ = proc.communicate(timeout=5)
+    assert out.startswith("entrypoint postgres -c config_file=/etc/timescaledb/")
+    assert f"recovery_target_time={TARGET} " in out
+    live = [a.replace(kp.PITR_GATE, str(gate)) for a in c["livenessProbe"]["exec"]["command"]]
+    isready = tmp_path / "pg_isready"
+    for code, alive in ((0, True), (1, True), (2, False)):
+        isready.write_text(f"#!/bin/sh\nexit {code}\n")
+        isready.chmod(0o755)
+        assert (subprocess.run(live, env=env, check=False).returncode == 0) is alive
+    gate.unlink()
+    assert subprocess.run(live, env=env, check=False).returncode == 0  # gated: alive
+
+
+def test_start_segment_reads_the_backup_label(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    path = tmp_path / "base.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        text = f"START WAL LOCATION: 0/3000028 (file {START})\n".encode()
+        info = tarfile.TarInfo("backup_label")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    assert kp.start_segment(path) == START
+    with pytest.raises(ActionFailed, match="no readable backup_label"):
+        kp.start_segment(tmp_path / "missing.tar.gz")
+    with pytest.raises(ActionFailed, match="not a WAL segment name"):
+        kp.export_wal_script("x; rm -rf /")
+
+
+def test_first_start_init_runs_without_synchronous_replication() -> None:
+    """The image's init runs a temporary server on postgresql.conf with no network: with a
+    synchronous standby named there, its commits would wait forever. The name is applied
+    by 10-roles.sh (ALTER SYSTEM) from the ConfigMap key the primary gets as env."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "timescaledb"
+    cm = next(yaml.safe_load_all((root / "configmap.yaml").read_text()))["data"]
+    assert "synchronous_standby_names" not in cm["postgresql.conf"]
+    assert cm["synchronous_standby_names"] == '"timescaledb-replica-0"'
+    assert "ALTER SYSTEM SET synchronous_standby_names = '${SYNCHRONOUS_STANDBY_NAMES}'" \
+        in cm["10-roles.sh"]
+    sts = next(d for d in yaml.safe_load_all((root / "primary.yaml").read_text())
+               if d["kind"] == "StatefulSet")
+    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SYNCHRONOUS_STANDBY_NAMES"]["valueFrom"]["configMapKeyRef"] == {
+        "name": "timescaledb-config", "key": "synchronous_standby_names"}

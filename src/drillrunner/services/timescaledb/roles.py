@@ -33,9 +33,12 @@ def role_of(target: Target, ops: PostgresOps, member: MemberRef) -> Role:
 
 
 def member_roles(target: Target) -> dict[str, str]:
-    """Live role of every standing member: primary, replica, down or paused."""
+    """Live role of every standing member: primary, replica, down or paused. The
+    point-in-time restore copy is not one (on kind it is a pod the labels list too)."""
     ops = pg_ops(target)
-    return {m.name: role_of(target, ops, m).value for m in target.members(SERVICE)}
+    temporary = ops.pitr_member().name
+    return {m.name: role_of(target, ops, m).value for m in target.members(SERVICE)
+            if m.name != temporary}
 
 
 def the_primary(target: Target) -> MemberRef:
