@@ -43,6 +43,7 @@ def cluster() -> Cluster:
     data = manifest_data()
     c.configmaps["oms-kill-switch"] = dict(data["oms-kill-switch"])
     c.configmaps["oms-circuit-breakers"] = dict(data["oms-circuit-breakers"])
+    c.configmaps["oms-settings"] = dict(data["oms-settings"])
     # What External Secrets renders from the template: the file with its password.
     c.secrets["oms-config"] = {"oms.yaml": data["oms-config-template"]["oms.yaml"].replace(
         "{{ .password }}", PASSWORD)}
@@ -92,7 +93,9 @@ def make(c: Cluster, tmp_path: Path) -> tuple[KindTarget, KindOmsOps]:
 
 
 def main_file(c: Cluster) -> dict[str, Any]:
+    """What the pods load: oms.yaml (the rendered Secret) with oms-settings laid over it."""
     doc: dict[str, Any] = yaml.safe_load(c.secrets["oms-config"]["oms.yaml"])
+    doc.update(yaml.safe_load(c.configmaps["oms-settings"]["settings.yaml"]))
     return doc
 
 
@@ -124,10 +127,12 @@ def test_restart_with_overrides_then_back_to_the_stack(cluster: Cluster, http: H
     assert record == {"overrides": {"environment": "production", "simulation": True},
                       "previous": {"environment": "production", "simulation": False}}
     assert PASSWORD not in json.dumps(sts_notes(cluster))
-    # The record is written before the Secret changes (a crash in between is undoable).
+    # The record is written before the settings change (a crash in between is undoable);
+    # the Secret External Secrets owns is never patched.
     names = cluster.names()
     assert names.index("patch_namespaced_stateful_set") < names.index(
-        "patch_namespaced_secret")
+        "patch_namespaced_config_map")
+    assert "patch_namespaced_secret" not in names
     assert ops.running_overrides("oms-0") == {"environment": "production",
                                               "simulation": True}
 

@@ -70,3 +70,26 @@ def test_guard_refuses_simulation_in_production_only(tmp_path: Path) -> None:
     assert refusal(staging_sim) is None
     unguarded = prod_sim.model_copy(update={"simulation_guard": False})
     assert refusal(unguarded) is None
+
+
+def test_kubernetes_layout_loads_settings_laid_over_the_secret(tmp_path: Path) -> None:
+    """deploy/k8s/oms: oms.yaml (rendered from the template into a Secret) names
+    `settings_file`, the ConfigMap oms-settings, whose values win; the files it names are
+    the two other ConfigMaps. Loaded exactly as the pods load them."""
+    root = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "oms" / "configmaps.yaml"
+    data = {d["metadata"]["name"]: d["data"] for d in yaml.safe_load_all(root.read_text())}
+    mounts = {"/etc/oms/settings/settings.yaml": data["oms-settings"]["settings.yaml"],
+              "/etc/oms/kill-switch/kill-switch.yaml": data["oms-kill-switch"]["kill-switch.yaml"],
+              "/etc/oms/circuit-breakers/circuit-breakers.yaml":
+                  data["oms-circuit-breakers"]["circuit-breakers.yaml"]}
+    main = data["oms-config-template"]["oms.yaml"].replace("{{ .password }}", "pw")
+    for path, text in mounts.items():
+        main = main.replace(path, str(tmp_path / Path(path).name))
+        (tmp_path / Path(path).name).write_text(text)
+    (tmp_path / "oms.yaml").write_text(main)
+    oms, switch, breakers = config.load(tmp_path / "oms.yaml")
+    assert oms.environment == "production" and oms.simulation is False
+    assert oms.simulation_guard is True and oms.port == 8080
+    assert switch.default is config.SwitchState.ENGAGED and breakers.postgres.enabled
+    (tmp_path / "settings.yaml").write_text("environment: production\nsimulation: true\n")
+    assert config.load(tmp_path / "oms.yaml")[0].simulation is True  # the overlay wins

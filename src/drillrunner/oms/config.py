@@ -70,6 +70,9 @@ class OmsConfig(_Model):
     kill_switch_file: Path
     circuit_breakers_file: Path
     orders_table: str = "oms_orders"
+    # Non-secret settings laid over this file (a ConfigMap on Kubernetes, so changing them
+    # never touches the Secret holding the DSN).
+    settings_file: Path | None = None
 
 
 def _load(path: Path) -> object:
@@ -77,7 +80,14 @@ def _load(path: Path) -> object:
 
 
 def load(path: Path) -> tuple[OmsConfig, KillSwitchConfig, BreakersFile]:
-    oms = OmsConfig.model_validate(_load(path))
+    raw = _load(path)
+    overlay = raw.get("settings_file") if isinstance(raw, dict) else None
+    if overlay:
+        extra = _load(Path(str(overlay)))
+        if not isinstance(extra, dict):
+            raise ValueError(f"{overlay}: not a YAML mapping")
+        raw = {**raw, **extra}  # type: ignore[dict-item]
+    oms = OmsConfig.model_validate(raw)
     switch = KillSwitchConfig.model_validate(_load(oms.kill_switch_file))
     breakers = BreakersFile.model_validate(_load(oms.circuit_breakers_file))
     return oms, switch, breakers

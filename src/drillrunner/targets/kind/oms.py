@@ -1,24 +1,21 @@
 """OmsOps on kind: the order service as StatefulSet `oms` (members oms-0, oms-1).
 
 The settings a drill overrides live where the manifests put them: `environment`,
-`simulation`, `simulation_guard` and `readiness_checks_dependencies` in oms.yaml (Secret
-`oms-config`, rendered by External Secrets: it holds the PostgreSQL password), the
-kill-switch default and fail-closed flag in ConfigMap `oms-kill-switch`, the PostgreSQL
-breaker in ConfigMap `oms-circuit-breakers`. The pods read them at start only (oms.yaml is
-a subPath mount), so a start with overrides patches those keys and then (re)starts the
-pods. The replicas share one configuration: on kind a member is stopped and started with
-its siblings (the StatefulSet is scaled to 0 and back).
+`simulation`, `simulation_guard` and `readiness_checks_dependencies` in ConfigMap
+`oms-settings` (laid over oms.yaml; never in Secret `oms-config`, which External Secrets
+owns and would re-render at once if patched), the kill-switch default and fail-closed flag
+in ConfigMap `oms-kill-switch`, the PostgreSQL breaker in ConfigMap
+`oms-circuit-breakers`. The pods read them at start only, so a start with overrides
+patches those keys and then (re)starts the pods. The replicas share one configuration: on
+kind a member is stopped and started with its siblings (the StatefulSet is scaled to 0 and back).
 
 What drill changed is recorded on the StatefulSet itself, BEFORE it changes anything
 (annotation `drill.dev/oms-overrides`: the overrides and the values they replaced, never
-the password), so the undo works after a crash of drill too (`drill recover`). External
-Secrets re-renders oms.yaml from its template on its refresh (1 h), which also puts the
-stack's settings back: the record, not the Secret, says what the pods were started with.
+the password), so the undo works after a crash of drill too (`drill recover`).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -41,23 +38,23 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
 RECORD = "drill.dev/oms-overrides"
 REPLICAS_BEFORE_STOP = "drill.dev/replicas-before-stop"
-SECRET, MAIN_FILE = "oms-config", "oms.yaml"
+SETTINGS, SETTINGS_FILE = "oms-settings", "settings.yaml"
 SWITCH, SWITCH_FILE = "oms-kill-switch", "kill-switch.yaml"
 BREAKERS, BREAKERS_FILE = "oms-circuit-breakers", "circuit-breakers.yaml"
 PG_CREDENTIALS, PG_PASSWORD_KEY = "timescaledb-credentials", "oms-password"
 PG_DB = PG_USER = "oms"
 
-# setting of the `oms` section -> (Secret or ConfigMap, its name, file key, path in the file)
-Where = tuple[str, str, str, tuple[str, ...]]
+# setting of the `oms` section -> (its ConfigMap, file key, path in the file)
+Where = tuple[str, str, tuple[str, ...]]
 FIELDS: dict[str, Where] = {
-    "environment": ("secret", SECRET, MAIN_FILE, ("environment",)),
-    "simulation": ("secret", SECRET, MAIN_FILE, ("simulation",)),
-    "simulation_guard": ("secret", SECRET, MAIN_FILE, ("simulation_guard",)),
-    "readiness_checks_dependencies": ("secret", SECRET, MAIN_FILE,
+    "environment": (SETTINGS, SETTINGS_FILE, ("environment",)),
+    "simulation": (SETTINGS, SETTINGS_FILE, ("simulation",)),
+    "simulation_guard": (SETTINGS, SETTINGS_FILE, ("simulation_guard",)),
+    "readiness_checks_dependencies": (SETTINGS, SETTINGS_FILE,
                                       ("readiness_checks_dependencies",)),
-    "kill_switch_default": ("configmap", SWITCH, SWITCH_FILE, ("default",)),
-    "kill_switch_fail_closed": ("configmap", SWITCH, SWITCH_FILE, ("fail_closed",)),
-    "circuit_breaker": ("configmap", BREAKERS, BREAKERS_FILE, ("postgres", "enabled")),
+    "kill_switch_default": (SWITCH, SWITCH_FILE, ("default",)),
+    "kill_switch_fail_closed": (SWITCH, SWITCH_FILE, ("fail_closed",)),
+    "circuit_breaker": (BREAKERS, BREAKERS_FILE, ("postgres", "enabled")),
 }
 
 
@@ -211,55 +208,45 @@ class KindOmsOps(KindDeployment):
                 f"user={PG_USER} password='{quoted}' target_session_attrs=read-write "
                 "connect_timeout=2")
 
-    # -- settings in the Secret and ConfigMaps ----------------------------------------
+    # -- settings in the ConfigMaps ----------------------------------------------------
 
-    def _read_file(self, kind: str, obj: str, key: str) -> dict[str, Any]:
-        if kind == "secret":
-            text = self.target.secret_value(obj, key)
-        else:
-            data = self.target.read_config(obj)
-            if data is None or key not in data:
-                raise ActionFailed(f"no key {key} in ConfigMap {obj} of namespace "
-                                   f"{self.target.namespace}")
-            text = data[key]
-        doc = yaml.safe_load(text) or {}
+    def _read_file(self, obj: str, key: str) -> dict[str, Any]:
+        data = self.target.read_config(obj)
+        if data is None or key not in data:
+            raise ActionFailed(f"no key {key} in ConfigMap {obj} of namespace "
+                               f"{self.target.namespace}")
+        doc = yaml.safe_load(data[key]) or {}
         if not isinstance(doc, dict):
             raise ActionFailed(f"{obj}/{key} is not a YAML mapping")
         return doc
 
-    def _write_file(self, kind: str, obj: str, key: str, doc: dict[str, Any]) -> None:
-        text = yaml.safe_dump(doc, sort_keys=False)
-        if kind == "secret":
-            self.target.apis.core.patch_namespaced_secret(
-                obj, self.target.namespace,
-                {"data": {key: base64.b64encode(text.encode()).decode()}})
-        else:
-            self.target.set_config(obj, key, text)
+    def _write_file(self, obj: str, key: str, doc: dict[str, Any]) -> None:
+        self.target.set_config(obj, key, yaml.safe_dump(doc, sort_keys=False))
 
-    def _files(self, settings: list[str]) -> dict[tuple[str, str, str], list[str]]:
-        grouped: dict[tuple[str, str, str], list[str]] = {}
+    def _files(self, settings: list[str]) -> dict[tuple[str, str], list[str]]:
+        grouped: dict[tuple[str, str], list[str]] = {}
         for s in settings:
-            kind, obj, key, _ = FIELDS[s]
-            grouped.setdefault((kind, obj, key), []).append(s)
+            obj, key, _ = FIELDS[s]
+            grouped.setdefault((obj, key), []).append(s)
         return grouped
 
     def _read_settings(self, settings: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for (kind, obj, key), names in self._files(settings).items():
-            doc = self._read_file(kind, obj, key)
-            out.update({s: _get(doc, FIELDS[s][3]) for s in names})
+        for (obj, key), names in self._files(settings).items():
+            doc = self._read_file(obj, key)
+            out.update({s: _get(doc, FIELDS[s][2]) for s in names})
         return out
 
     def _write_settings(self, values: dict[str, Any]) -> bool:
         """Write the values (None: remove the key); True if any file changed."""
         changed = False
-        for (kind, obj, key), names in self._files(list(values)).items():
-            doc = self._read_file(kind, obj, key)
+        for (obj, key), names in self._files(list(values)).items():
+            doc = self._read_file(obj, key)
             before = json.dumps(doc, sort_keys=True, default=str)
             for s in names:
-                _set(doc, FIELDS[s][3], values[s])
+                _set(doc, FIELDS[s][2], values[s])
             if json.dumps(doc, sort_keys=True, default=str) != before:
-                self._write_file(kind, obj, key, doc)
+                self._write_file(obj, key, doc)
                 changed = True
         return changed
 
