@@ -287,3 +287,19 @@ def test_ensure_topic_creates_then_aligns(cluster: Cluster, tmp_path: Path,
 
 def test_registered_for_the_kind_target() -> None:
     assert target_module.DEPLOYMENTS["kafka"] == "drillrunner.targets.kind.kafka:KindKafkaOps"
+
+
+def test_manifest_cluster_id_is_what_kafka_storage_format_accepts() -> None:
+    """kafka-storage format (the image's entrypoint) parses CLUSTER_ID as Uuid.fromString:
+    base64url that decodes to exactly 16 bytes; anything else crash-loops every broker."""
+    import base64
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "kafka" / "kafka.yaml"
+    sts = next(d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "StatefulSet")
+    env = {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]
+           ["env"]}
+    cid = env["CLUSTER_ID"]
+    assert len(cid) == 22 and "=" not in cid
+    assert len(base64.urlsafe_b64decode(cid + "==")) == 16
