@@ -2,8 +2,10 @@
 kube-scheduler, kwok with three fake nodes) for the whole session, stopped by PID at the end.
 
 The binaries come from `scripts/build-k8s-testbed` (`make test-k8s` runs it first). Without
-them the tier skips locally and FAILS under CI=true, as does a control plane that cannot start.
-No container runs on kwok's nodes: the data plane stays on the local target's tests.
+them (or without kwok's CRDs beside them, crds/) the tier skips locally and FAILS under
+CI=true, as does a control plane that cannot start. No container runs on kwok's nodes: kwok
+runs exec'd commands on this host and forwards pod ports to local addresses
+(test_exec_forward.py); the data plane itself stays on the local target's tests.
 """
 
 from __future__ import annotations

@@ -11,9 +11,19 @@ bootstraps itself. etcd listens on plain HTTP on 127.0.0.1 only.
 What runs and what does not: the API server, the controllers (StatefulSet, Deployment,
 ReplicaSet, node lifecycle, PV binder, service accounts...) and the scheduler are the real
 programs. The nodes are kwok's: pods are scheduled, bound, marked Running and Ready by kwok,
-but no container runs (no kubelet, no probes, no exec, no network). NetworkPolicies are stored
-and served but nothing enforces them. PersistentVolumes are created by a small test-side
+but no container runs (no kubelet, no probes, no network). NetworkPolicies are stored and
+served but nothing enforces them. PersistentVolumes are created by a small test-side
 provisioner (`StaticProvisioner`), standing in for kind's local-path provisioner.
+
+Exec and port-forward: kwok also serves the kubelet's streaming API on its --server-address
+(HTTP and HTTPS on one port; HTTPS with a serving certificate of the testbed CA, which the API
+server verifies with --kubelet-certificate-authority). Every node advertises it as its kubelet
+(InternalIP 127.0.0.1, daemonEndpoints port from --node-port), so `pods/exec` and
+`pods/portforward` go through the real API server to kwok. kwok runs an exec'd command ON THIS
+HOST (kwok's Exec / ClusterExec CRDs, `local`) and forwards a pod port to a LOCAL address
+(PortForward / ClusterPortForward); a pod without such a rule has neither. The CRDs are kwok's
+own YAMLs, copied by the build script next to the binaries (`crds/`), installed here before
+kwok starts.
 """
 
 from __future__ import annotations
@@ -45,6 +55,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "build-k8s-testbed"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
             "kwok")
+# kwok's CRDs for exec and port-forward (scripts/build-k8s-testbed copies them to ../crds) and
+# the kinds kwok is told to watch (--enable-crds).
+KWOK_CRDS = ("execs", "clusterexecs", "portforwards", "clusterportforwards")
+KWOK_CRD_KINDS = ("Exec", "ClusterExec", "PortForward", "ClusterPortForward")
 
 CONTEXT = "kind-drill-testbed"  # on the kind target's default allow-list (kind-*)
 FOREIGN_CONTEXT = "prod-drill-testbed"  # same cluster, a name the allow-list must refuse
@@ -61,8 +75,15 @@ def bin_dir() -> Path:
     return Path(out.stdout.strip())
 
 
+def crd_files(folder: Path) -> list[Path]:
+    """kwok's CRD YAMLs, beside the bin folder `folder`."""
+    return [folder.parent / "crds" / f"kwok.x-k8s.io_{c}.yaml" for c in KWOK_CRDS]
+
+
 def missing_binaries(folder: Path) -> list[str]:
-    return [b for b in BINARIES if not os.access(folder / b, os.X_OK)]
+    """What the testbed lacks: binaries, and kwok's CRD files (as crds/NAME)."""
+    return ([b for b in BINARIES if not os.access(folder / b, os.X_OK)]
+            + [f"crds/{f.name}" for f in crd_files(folder) if not f.is_file()])
 
 
 def free_port() -> int:
@@ -263,6 +284,12 @@ class ControlPlane:
         kcm = pki.issue("kcm", "system:kube-controller-manager")
         sched = pki.issue("scheduler", "system:kube-scheduler")
         sa = pki.service_account_keys()
+        # kwok's kubelet API (exec, port-forward), reached by the API server at the nodes'
+        # InternalIP; the API server presents its own client certificate (kwok checks none).
+        kwok_serving = pki.issue("kwok-kubelet", "kwok", server_names=("localhost",),
+                                 server_ips=("127.0.0.1",))
+        kubelet_client = pki.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+                                   orgs=("system:masters",))
         write_kubeconfig(self.kubeconfig, self.server, pki.ca.cert, {"admin": admin},
                          {CONTEXT: "admin", FOREIGN_CONTEXT: "admin"}, CONTEXT)
         kcm_conf, sched_conf = self.dir / "kcm.kubeconfig", self.dir / "scheduler.kubeconfig"
@@ -294,6 +321,10 @@ class ControlPlane:
             f"--service-account-signing-key-file={sa.key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC", "--allow-privileged=true", "--profiling=false",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-certificate-authority={pki.ca.cert}",
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
         ], p.apiserver,
             lambda: self._get(f"{self.server}/readyz", client=admin).strip() == "ok",
             timeout=120)
@@ -319,6 +350,7 @@ class ControlPlane:
         ], p.scheduler, lambda: self._get(
             f"https://127.0.0.1:{p.scheduler}/healthz", verify=False) == "ok")
 
+        self._install_kwok_crds()
         kwok_conf = self.dir / "kwok.kubeconfig"
         write_kubeconfig(kwok_conf, self.server, pki.ca.cert, {"admin": admin}, {"kwok": "admin"},
                          "kwok")
@@ -327,6 +359,11 @@ class ControlPlane:
             f"--manage-nodes-with-label-selector={KWOK_LABEL}=managed",
             "--cidr=10.244.0.1/16", "--node-ip=127.0.0.1",
             f"--server-address=127.0.0.1:{p.kwok}",
+            # The nodes' daemonEndpoints.kubeletEndpoint.Port: where the API server sends
+            # exec and port-forward (--server-address wins for the listener itself).
+            f"--node-port={p.kwok}",
+            f"--tls-cert-file={kwok_serving.cert}", f"--tls-private-key-file={kwok_serving.key}",
+            f"--enable-crds={','.join(KWOK_CRD_KINDS)}",
             f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
         ], p.kwok, lambda: self._get(f"http://127.0.0.1:{p.kwok}/healthz").strip() == "ok")
 
@@ -334,6 +371,29 @@ class ControlPlane:
         self._create_nodes()
         self._create_storage()
         self.timings["total"] = time.monotonic() - t0
+
+    def _install_kwok_crds(self) -> None:
+        """kwok's Exec / PortForward CRDs (kwok watches them from its start)."""
+        from kubernetes import client
+
+        api = self.api_client()
+        ext = client.ApiextensionsV1Api(api)
+        names = []
+        for path in crd_files(self.bin):
+            doc = yaml.safe_load(path.read_text())
+            ext.create_custom_resource_definition(doc)
+            names.append(doc["metadata"]["name"])
+
+        def established() -> bool:
+            for name in names:
+                status = ext.read_custom_resource_definition(name).status
+                conds = {c.type: c.status for c in (status.conditions if status else None) or []}
+                if conds.get("Established") != "True":
+                    return False
+            return True
+
+        poll_until(established, timeout=30, interval=0.2, what="kwok's CRDs established")
+        api.close()
 
     def api_client(self, context: str = CONTEXT) -> Any:
         from kubernetes import config

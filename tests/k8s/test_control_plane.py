@@ -2,8 +2,9 @@
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real programs (built
 by scripts/build-k8s-testbed); the three nodes are kwok's. What this tier does NOT cover: the
-data plane. No container runs on a kwok node (no kubelet, no image, no probe, no exec, no
-port-forward, no log), and nothing enforces NetworkPolicies (no CNI). So these tests prove
+data plane. No container runs on a kwok node (no kubelet, no image, no probe, no log; exec
+and port-forward only where test_exec_forward.py sets kwok up to run them on this host), and
+nothing enforces NetworkPolicies (no CNI). So these tests prove
 what the API server and the controllers do with the kind target's requests (validation,
 discovery, deletion and recreation, ConfigMaps, policies, node status); whether a server in a
 pod survives a fault is proved by the local target's tests (tests/integration) and by the

@@ -231,6 +231,18 @@ class ExplodingApi:
 ExecHandler = Callable[[str, str, list[str], str | None], tuple[int, str, str]]
 
 
+def status_text(code: int) -> str:
+    """What the API server sends on an exec's status channel for exit code `code`."""
+    import json
+
+    if code == 0:
+        return json.dumps({"metadata": {}, "status": "Success"})
+    return json.dumps({"metadata": {}, "status": "Failure",
+                       "message": f"command terminated with non-zero exit code: {code}",
+                       "reason": "NonZeroExitCode",
+                       "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}})
+
+
 class FakeExec:
     """The object kubernetes.stream.stream returns, answering from an ExecHandler."""
 
@@ -255,10 +267,10 @@ class FakeExec:
     def is_open(self) -> bool:
         return False
 
-    @property
-    def returncode(self) -> int:
-        assert self.result is not None
-        return self.result[0]
+    def read_channel(self, channel: int) -> str:
+        """The status channel (3) as the API server writes it: a metav1.Status."""
+        assert channel == 3 and self.result is not None
+        return status_text(self.result[0])
 
     def read_stdout(self) -> str:
         return self.result[1] if self.result else ""
@@ -409,6 +421,13 @@ class BarePodCore(FakeCore):
         self.c.pods[name] = new
         self.bare.add(name)
         return new
+
+    def read_namespaced_persistent_volume_claim(self, name: str, namespace: str) -> Any:
+        """Ephemeral claims (<pod>-<volume>) exist while their bare pod does."""
+        self.c.log("read_namespaced_persistent_volume_claim", name, namespace)
+        if not any(name.startswith(f"{pod}-") for pod in self.bare & set(self.c.pods)):
+            raise ApiException(status=404, reason="Not Found")
+        return {"metadata": {"name": name}}
 
     def delete_namespaced_pod(self, name: str, namespace: str, **kwargs: Any) -> None:
         if name not in self.bare:

@@ -235,7 +235,9 @@ def test_exec_through_the_stream_api(cluster: Cluster, tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
     class Resp:
-        returncode = 0
+        def read_channel(self, channel: int) -> str:
+            assert channel == 3
+            return '{"metadata": {}, "status": "Success"}'
 
         def run_forever(self, timeout: float) -> None:
             seen["timeout"] = timeout
@@ -463,3 +465,16 @@ def test_pause_forgets_the_pods_open_flows_on_its_node(cluster: Cluster, tmp_pat
     assert execs == [["docker", "exec", "drill-worker", "conntrack", "-D", "-s", "10.244.1.5"],
                      ["docker", "exec", "drill-worker", "conntrack", "-D", "-d", "10.244.1.5"]]
     assert t.is_isolated(t.member("redis", "redis-0"))
+
+
+def test_exec_status_channel_gives_the_exit_code_or_the_reason() -> None:
+    """The client's own `returncode` raises ValueError on any failure that is not an exit
+    code; drill reads the status itself (a command that could not run is ActionFailed)."""
+    from drillrunner.targets.kind.target import exit_code
+    from tests.unit.kind_fakes import status_text
+
+    assert exit_code(status_text(0)) == 0 and exit_code(None) == 0 and exit_code("") == 0
+    assert exit_code(status_text(3)) == 3
+    missing = ('{"status": "Failure", "reason": "InternalError", "message": "Internal error '
+               'occurred: error executing command in container: executable file not found"}')
+    assert "executable file not found" in str(exit_code(missing))

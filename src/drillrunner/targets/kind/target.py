@@ -400,9 +400,11 @@ class KindTarget:
             resp.run_forever(timeout=timeout)
             if resp.is_open():
                 raise ActionFailed(f"{member.name}: {argv[0]} did not finish in {timeout:g}s")
-            code = resp.returncode
-            return ExecResult(returncode=int(code if code is not None else 0),
-                              stdout=resp.read_stdout() or "", stderr=resp.read_stderr() or "")
+            code = exit_code(resp.read_channel(ERROR_CHANNEL))
+            if isinstance(code, str):
+                raise ActionFailed(f"{member.name}: {argv[0]}: {code}")
+            return ExecResult(returncode=code, stdout=resp.read_stdout() or "",
+                              stderr=resp.read_stderr() or "")
         finally:
             resp.close()
 
@@ -530,6 +532,24 @@ class KindTarget:
         return {"target": self.name, "context": self.context, "namespace": self.namespace,
                 "host": socket.gethostname(), "state_dir": str(self.state),
                 **self.fingerprint()}
+
+
+ERROR_CHANNEL = 3  # the exec websocket's status channel
+
+
+def exit_code(status_text: str | None) -> int | str:
+    """The command's exit code from the exec status (a metav1.Status), or the reason it
+    did not run (the client's own `returncode` raises ValueError on any status that is
+    not an exit code, e.g. a missing executable)."""
+    import yaml
+
+    status = yaml.safe_load(status_text or "") or {}
+    if not isinstance(status, dict) or status.get("status", "Success") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode" and str(cause.get("message", "")).isdigit():
+            return int(cause["message"])
+    return str(status.get("message") or status.get("reason") or "exec failed")
 
 
 def isolation_policy(pod: str, namespace: str, label: str) -> dict[str, Any]:
