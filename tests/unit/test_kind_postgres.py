@@ -253,6 +253,9 @@ def test_kill_holds_the_member_down_until_start(world: World, tmp_path: Path) ->
     t, ops = make(world, tmp_path)
     ops.kill(P, Signal.KILL)
     assert world.scripts[0] == (P, f"touch {kp.HOLD}")
+    # SIGKILL of every postgres process before the delete (whose SIGTERM is a smart
+    # shutdown that would keep serving open sessions).
+    assert world.scripts[1] == (P, "kill -KILL -1 2>/dev/null || true")
     deletes = [c for c in world.c.calls if c[0] == "delete_namespaced_pod"]
     assert deletes == [("delete_namespaced_pod", (P, "drill"), {"grace_period_seconds": 0})]
     assert world.pg[P].hold and not t.is_running(t.member("timescaledb", P))
@@ -297,6 +300,7 @@ def test_failover_routes_the_service_and_the_undo_rebuilds(world: World,
     assert f"host={R}.timescaledb-headless" in clone
     assert f"application_name={P}" in clone and "PASSWORD" in clone
     assert PASSWORD not in clone and "sed -i '/^synchronous_standby_names/d'" in clone
+    assert f"rm -rf {kp.PGDATA} {kp.ARCHIVE}" in clone  # no archive of a lost history
     assert world.pg[P].upstream == R and world.pg[R].sss == f'"{P}"'
     assert member_roles(t) == {P: "replica", R: "primary"}
     patches = len([c for c in world.c.calls if c[0] == "patch_namespaced_service"])
@@ -607,12 +611,22 @@ def _created_body(world: World) -> dict[str, Any]:
     return body
 
 
-def test_pitr_scenario_runs_on_kind(pitr: Pitr) -> None:
+def test_pitr_scenario_runs_on_kind(pitr: Pitr, monkeypatch: pytest.MonkeyPatch) -> None:
     """The scenario's steps (backup, mark, restore, undo twice) through the driver."""
     from drillrunner.services.timescaledb import backup
 
     w, t, ops, roots = pitr.world, pitr.t, pitr.ops, pitr.roots
     ctx, undos = ctx_for(t)
+    order: list[str] = []
+
+    def spy(owner: Any, name: str) -> None:
+        real = getattr(owner, name)
+
+        def wrapped(*a: Any, **k: Any) -> Any:
+            if not (name == "switch_and_archive" and order[-1:] == [name]):
+                order.append(name)
+            return real(*a, **k)
+        monkeypatch.setattr(owner, name, wrapped)
     out = backup.base_backup(ctx)
     dest = Path(out.detail["path"])
     assert out.members == [P] and dest.parent == t.artifacts_dir()
@@ -623,10 +637,17 @@ def test_pitr_scenario_runs_on_kind(pitr: Pitr) -> None:
     assert sorted(p.name for p in (roots[P] / "wal-archive").iterdir()) == sorted(
         ARCHIVED[1:])  # pruned: older than the backup's start segment
     backup.mark_restore_point(ctx)
+    for owner, name in ((ops, "stage_restore"), (backup, "switch_and_archive"),
+                        (ops, "restore_pitr")):
+        spy(owner, name)
     result = backup.restore_pitr(ctx, timeout=5.0)
     assert result.members == [kp.PITR] and undos == [
         ("timescaledb.remove_pitr_member", {})]
     assert result.detail["target_time"] == TARGET
+    # The pod and the base backup were staged before the clock started; the timed part
+    # is the WAL export, its upload, the unpacking and the recovery.
+    assert result.detail["backup_staged_before_timing"] is True
+    assert order == ["stage_restore", "switch_and_archive", "restore_pitr"]
 
     data = roots[kp.PITR] / "pgdata"
     assert sorted(p.name for p in data.iterdir()) == [
@@ -682,7 +703,8 @@ def test_the_restore_pod_passes_the_manifest_audit(pitr: Pitr, tmp_path: Path) -
     pitr.ops.restore_pitr(pitr.ops.base_backup(P, tmp_path / "b"), TARGET)
     body = _created_body(pitr.world)
     labels = body["metadata"]["labels"]
-    assert labels["drill.dev/role"] == "pitr" and labels["drill.dev/member-kind"] == "server"
+    assert labels["drill.dev/role"] == "pitr" and labels["drill.dev/member-kind"] == "restore"
+    assert body["spec"]["shareProcessNamespace"] is True
     assert labels["app.kubernetes.io/part-of"] == "drill-stack"
 
     def findings(b: dict[str, Any]) -> list[str]:

@@ -166,7 +166,8 @@ def resume_postgres(ctx: RunContext, member: str | None = None, oms_member: str 
     """Resume a frozen PostgreSQL member (every standing member if none is named), then
     wait until the OMS breaker has closed and /readyz answers 200. Idempotent."""
     ops = pg_ops(ctx.target)
-    names = [member] if member else [m.name for m in ctx.target.members("timescaledb")]
+    names = [member] if member else [m.name for m in ctx.target.members("timescaledb")
+                                      if m.kind == "server"]  # never a restore copy
     resumed_at = monotonic()
     for name in names:
         ops.resume(name)

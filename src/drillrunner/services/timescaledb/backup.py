@@ -11,7 +11,7 @@ from drillrunner.engine.context import RunContext
 from drillrunner.engine.verdicts import FaultResult
 from drillrunner.errors import ActionFailed
 from drillrunner.services.timescaledb import sql
-from drillrunner.services.timescaledb.ops import PostgresOps, pg_ops
+from drillrunner.services.timescaledb.ops import PostgresOps, StagesRestore, pg_ops
 from drillrunner.services.timescaledb.roles import the_primary
 from drillrunner.units import Duration
 from drillrunner.waiting import poll_until
@@ -22,6 +22,7 @@ RESTORE_POINT_KEY = "timescaledb.restore_point"
 RESTORE_SECONDS_KEY = "timescaledb.restore_seconds"
 # How often the restore is polled for readiness: the error bar of its duration.
 RESTORE_POLL_SECONDS = 0.05
+DOWN_GRACE_SECONDS = 5.0  # how long the restore member may look down before it failed
 
 
 def switch_and_archive(ops: PostgresOps, primary: str, timeout: float = 30.0) -> str:
@@ -92,15 +93,26 @@ def restore_pitr(ctx: RunContext, timeout: Duration = 120.0) -> FaultResult:
     ops = pg_ops(ctx.target)
     member = ops.pitr_member()
     ctx.will_undo("timescaledb.remove_pitr_member")
+    staged = isinstance(ops, StagesRestore)
+    if isinstance(ops, StagesRestore):  # drill's own transfer: not part of the timed restore
+        ops.stage_restore(Path(backup), str(point["time"]))
     # Archive what was written since, as an operator would before restoring.
     walfile = switch_and_archive(ops, the_primary(ctx.target).name)
     started = time.monotonic()
     ops.restore_pitr(Path(backup), str(point["time"]))
+    down_since: list[float] = []
 
     def promoted() -> bool:
         if not ctx.target.is_running(member):
-            raise ActionFailed(f"{member.name} stopped during recovery:\n"
-                               f"{ctx.target.log_tail(member, 15)}")
+            # A pod's readiness may blink while recovery is busy: only a member that
+            # stays down is a failed restore.
+            now = time.monotonic()
+            down_since[:] = down_since or [now]
+            if now - down_since[0] >= DOWN_GRACE_SECONDS:
+                raise ActionFailed(f"{member.name} stopped during recovery:\n"
+                                   f"{ctx.target.log_tail(member, 15)}")
+            return False
+        down_since.clear()
         try:
             return sql.fetch_value(ops.dsn(member.name), "SELECT pg_is_in_recovery()") is False
         except psycopg.Error:
@@ -113,7 +125,8 @@ def restore_pitr(ctx: RunContext, timeout: Duration = 120.0) -> FaultResult:
     return FaultResult(
         summary=f"restored {member.name} to {point['time']} in {seconds:.3f}s",
         members=[member.name],
-        detail={"backup": backup, "target_time": point["time"], "archived_through": walfile},
+        detail={"backup": backup, "target_time": point["time"], "archived_through": walfile,
+                "backup_staged_before_timing": staged},
         measurements={"restore_seconds": seconds,
                       "restore_error_seconds": RESTORE_POLL_SECONDS},
     )

@@ -81,6 +81,15 @@ class RoutesPrimary(Protocol):
     def route_primary(self, member: str) -> None: ...
 
 
+@runtime_checkable
+class StagesRestore(Protocol):
+    """Targets where putting the base backup where a restore member can read it is a
+    transfer of drill's own (kind: copied into a new pod through the API, in chunks), done
+    before the restore is timed. Locally that copy is a plain file copy and part of it."""
+
+    def stage_restore(self, backup: Path, target_time: str) -> None: ...
+
+
 def pg_ops(target: Target) -> PostgresOps:
     """The target's PostgreSQL-specific operations."""
     factory = getattr(target, "deployment", None)

@@ -70,6 +70,7 @@ PG_USER = "postgres"
 PGDATA = "/var/lib/postgresql/data/pgdata"
 HOLD = "/var/lib/postgresql/data/drill-hold"  # on the PVC, beside PGDATA (see the manifests)
 PITR = "timescaledb-pitr-0"
+PITR_CLAIM = f"{PITR}-data"  # the generic ephemeral volume's claim: <pod>-<volume>
 DATA = "/var/lib/postgresql/data"  # the data volume's mount point (PVC; pitr: ephemeral PVC)
 ARCHIVE = f"{DATA}/wal-archive"  # archive_command's folder (deploy/k8s/timescaledb/configmap)
 BACKUP_STAGE = f"{DATA}/drill-backup"  # pg_basebackup's output in the source pod, then removed
@@ -133,6 +134,7 @@ class KindPostgresOps(KindDeployment):
         super().__init__(target, service)
         self._password: str | None = None
         self._refs: dict[str, MemberRef] = {}
+        self._staged: tuple[Path, str] | None = None  # (backup, target) in the restore pod
 
     def members(self) -> list[MemberRef]:
         """The standing members: never the temporary restore copy (as on the local
@@ -262,6 +264,11 @@ class KindPostgresOps(KindDeployment):
         if sig is Signal.TERM:
             self.resume(member)  # a frozen postmaster cannot shut down
         self.target.sh(ref, f"touch {HOLD}", what=f"holding {member} down ({HOLD})")
+        if sig is Signal.KILL:
+            # A forced pod delete still SIGTERMs first (the kubelet's minimum grace), which
+            # PostgreSQL takes as a smart shutdown that keeps serving open sessions: SIGKILL
+            # every postgres process now (shared PID namespace), as the local kill -9 does.
+            self.target.sh(ref, "kill -KILL -1 2>/dev/null || true", what="kill -9")
         if sig is Signal.TERM:
             self.target.sh(
                 ref, f'pid=$(head -n1 {PGDATA}/postmaster.pid 2>/dev/null) && '
@@ -342,7 +349,9 @@ class KindPostgresOps(KindDeployment):
             # The replication password is in the container's environment (the primary
             # StatefulSet names it REPLICATION_PASSWORD, the replica's PGPASSWORD).
             'export PGPASSWORD="${REPLICATION_PASSWORD:-${PGPASSWORD:-}}"',
-            f"rm -rf {PGDATA}",
+            # The member's old WAL archive belongs to a history it no longer has (the local
+            # target clears it on a new clone too); it would only fill the volume.
+            f"rm -rf {PGDATA} {ARCHIVE}",
             f"pg_basebackup -D {PGDATA} -X stream -c fast -R -w -d {shlex.quote(conninfo)}",
             f"sed -i '/^synchronous_standby_names/d' {PGDATA}/postgresql.auto.conf",
             f"rm -f {HOLD}",
@@ -423,23 +432,19 @@ class KindPostgresOps(KindDeployment):
         return self._refs.get(PITR) or MemberRef(service=SERVICE, name=PITR,
                                                  host="127.0.0.1", port=5432)
 
-    def restore_pitr(self, backup: Path, target_time: str) -> MemberRef:
-        """Replace any earlier copy with a fresh pod, load the backup and the current
-        primary's archived segments from the backup's start on into it, release it and
-        return once it is Ready (consistent; recovery then goes on up to `target_time`,
-        and the copy promotes itself)."""
-        from drillrunner.services.timescaledb.roles import the_primary
-
+    def stage_restore(self, backup: Path, target_time: str) -> None:
+        """Replace any earlier copy with a fresh, gated pod recovering to `target_time` and
+        upload the base backup into it (base64 over exec: drill's own transfer, which the
+        driver does not time)."""
         missing = [n for n in BACKUP_FILES if not (backup / n).is_file()]
         if missing:
             raise ActionFailed(f"{backup} is not a base backup taken on kind (no "
                                f"{', '.join(missing)})")
-        start = start_segment(backup / "base.tar.gz")
-        primary = the_primary(self.target)
-        segments = self._export_wal(primary, start)
+        from drillrunner.services.timescaledb.roles import the_primary
+
+        image = self._image(the_primary(self.target).name)
         self.remove_member(PITR)
         core, ns = self.target.apis.core, self.target.namespace
-        image = self._image(primary.name)
         try:
             core.create_namespaced_pod(ns, pitr_pod(ns, image, target_time))
         except Exception as exc:
@@ -452,10 +457,25 @@ class KindPostgresOps(KindDeployment):
         for name in BACKUP_FILES:
             self.target.write_file(ref, f"{INCOMING}/{name}", (backup / name).read_bytes(),
                                    chunk=CHUNK, timeout=300.0)
+        self._staged = (backup, target_time)
+
+    def restore_pitr(self, backup: Path, target_time: str) -> MemberRef:
+        """Load the current primary's archived segments from the backup's start on into
+        the staged copy (staging it first if needed), set the recovery target, release
+        it and return once it is Ready (consistent; recovery then goes on up to
+        `target_time`, and the copy promotes itself)."""
+        from drillrunner.services.timescaledb.roles import the_primary
+
+        if self._staged != (backup, target_time) or self.target._pod(PITR) is None:
+            self.stage_restore(backup, target_time)
+        start = start_segment(backup / "base.tar.gz")
+        segments = self._export_wal(the_primary(self.target), start)
+        ref = self._container_up(PITR)
         self.target.write_file(ref, f"{INCOMING}/wal-archive.tar.gz", segments, chunk=CHUNK,
                                timeout=300.0)
         self.target.sh(ref, restore_script(), timeout=600.0,
                        what=f"unpacking the backup and the archived WAL into {PITR}")
+        self._staged = None
         self._wait_restore_ready(ref)
         return ref
 
@@ -520,7 +540,25 @@ class KindPostgresOps(KindDeployment):
         except WaitTimeout:
             raise ActionFailed(f"{PITR}: still there {READY_TIMEOUT:g}s after its "
                                "deletion") from None
+        # Its ephemeral claim goes after the pod; a new copy of the same name cannot get a
+        # claim until the old one is gone.
+        try:
+            poll_until(self._claim_gone, timeout=READY_TIMEOUT, interval=0.2,
+                       what=f"claim {PITR_CLAIM} to be deleted")
+        except WaitTimeout:
+            raise ActionFailed(f"{PITR}: its claim {PITR_CLAIM} is still there "
+                               f"{READY_TIMEOUT:g}s after the pod") from None
         return True
+
+    def _claim_gone(self) -> bool:
+        try:
+            self.target.apis.core.read_namespaced_persistent_volume_claim(
+                PITR_CLAIM, self.target.namespace)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                return True
+            raise
+        return False
 
 
 # -- point-in-time restore: scripts run in the pods and the restore pod ----------------
@@ -608,8 +646,9 @@ def pitr_pod(namespace: str, image: str, target_time: str) -> dict[str, Any]:
     as a Failed pod instead of a crash loop. Readiness is probed every second: it ends
     restore_pitr's wait, which the RTO includes."""
     labels = {NAME_LABEL: SERVICE, "app.kubernetes.io/part-of": "drill-stack",
-              "app.kubernetes.io/managed-by": "drill", "drill.dev/member-kind": "server",
-              ROLE_LABEL: "pitr"}
+              "app.kubernetes.io/managed-by": "drill",
+              # Not "server": Feast and the OMS build their DSNs from the server pods.
+              "drill.dev/member-kind": "restore", ROLE_LABEL: "pitr"}
     ready = ["pg_isready", "-U", PG_USER, "-h", "127.0.0.1"]
     args = ["postgres", "-c", "config_file=/etc/timescaledb/postgresql.conf",
             # Overrides of the ConfigMap and of the backup's postgresql.auto.conf: a copy
@@ -628,6 +667,9 @@ def pitr_pod(namespace: str, image: str, target_time: str) -> dict[str, Any]:
         "spec": {
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 5,
+            # The postmaster is not PID 1: orphans re-parented to it (a probe's pg_isready
+            # whose shell timed out) would look like crashed backends and restart it.
+            "shareProcessNamespace": True,
             "securityContext": {"runAsNonRoot": True, "runAsUser": 70, "runAsGroup": 70,
                                 "fsGroup": 70, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{
