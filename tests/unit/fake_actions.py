@@ -134,3 +134,20 @@ def crashes(ctx: RunContext) -> CheckResult:
 @check("fake.passes")
 def passes(ctx: RunContext) -> CheckResult:
     return CheckResult(verdict=Verdict.PASS, summary="fine")
+
+
+@action("fake.restart_replica")
+def restart_replica(ctx: RunContext) -> FaultResult:
+    """An undo journaled first: the replica comes back."""
+    _t(ctx).log.append("restart_replica")
+    _t(ctx).replica_up = True
+    return FaultResult(summary="replica up")
+
+
+@action("fake.rematerialize")
+def rematerialize(ctx: RunContext) -> FaultResult:
+    """An undo journaled later that needs the replica an older undo brings back."""
+    _t(ctx).log.append("rematerialize")
+    if not getattr(_t(ctx), "replica_up", False):
+        raise RuntimeError("no replica to read from")
+    return FaultResult(summary="rematerialized")
