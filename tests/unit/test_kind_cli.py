@@ -157,8 +157,8 @@ def test_cluster_up_builds_images_and_installs_addons(tmp_path: Path) -> None:
     core.create_namespaced_secret = create_secret  # type: ignore[attr-defined]
     run = Recorder()
     c = Cluster(tmp_path, run=run, which=lambda t: f"/usr/bin/{t}")
-    assert c.load_images() == ["drillrunner/oms:local", "drillrunner/feast:local"]
-    done = c.install_addons(NS(core=core, apps=_Deployments()), timeout=5)
+    assert list(c.load_images()) == ["drillrunner/oms:local", "drillrunner/feast:local"]
+    done = list(c.install_addons(NS(core=core, apps=_Deployments()), timeout=5))
     assert done[-1] == "drill-vault/drill-credentials (created)"
     k = ["kubectl", "--context", "kind-drill", "apply", "--server-side", "--force-conflicts",
          "-f"]
@@ -180,7 +180,7 @@ def test_cluster_up_builds_images_and_installs_addons(tmp_path: Path) -> None:
     first = dict(fake.secrets["drill-credentials"])
     assert sorted(first) == sorted(addons.VAULT_KEYS)
     assert len(set(first.values())) == 4 and all(len(v) >= 24 for v in first.values())
-    again = c.install_addons(NS(core=core, apps=_Deployments()), timeout=5)
+    again = list(c.install_addons(NS(core=core, apps=_Deployments()), timeout=5))
     assert again[-1] == "drill-vault/drill-credentials (kept)"
     assert fake.secrets["drill-credentials"] == first  # never rotated under the data
 
@@ -188,7 +188,7 @@ def test_cluster_up_builds_images_and_installs_addons(tmp_path: Path) -> None:
 def test_cluster_up_needs_helm_and_says_so(tmp_path: Path) -> None:
     c = Cluster(tmp_path, run=Recorder(), which=lambda t: None if t == "helm" else "/x")
     with pytest.raises(MissingBinary, match=r"^helm not found: install helm \(https://helm"):
-        c.install_addons(object())
+        next(c.install_addons(object()))
     assert c.calls == []  # nothing applied before the check
 
 

@@ -50,12 +50,14 @@ def up(
     created = cluster.create()
     typer.echo(f"  cluster {'created' if created else 'already exists'} "
                f"({time.monotonic() - started:.1f}s)", err=True)
+    typer.echo("  building and loading the images...", err=True)
     for tag in cluster.load_images():
         typer.echo(f"  image {tag} built and loaded ({time.monotonic() - started:.1f}s)",
                    err=True)
     _, apis = connect(context=cluster.context)
-    for addon in cluster.install_addons(apis):
-        typer.echo(f"  {addon} ready ({time.monotonic() - started:.1f}s)", err=True)
+    typer.echo("  installing ingress-nginx, cert-manager, External Secrets...", err=True)
+    for step in cluster.install_addons(apis):
+        typer.echo(f"  {step} ({time.monotonic() - started:.1f}s)", err=True)
     how = cluster.apply(apis)
     typer.echo(f"  deploy/k8s applied ({how})", err=True)
     wait_ready(apis, timeout, lambda workload, ready: typer.echo(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,16 +102,16 @@ class Cluster:
         server_side_apply(apis, rendered)
         return "server-side apply"
 
-    def load_images(self) -> list[str]:
+    def load_images(self) -> Iterator[str]:
         """docker build the project's images (context: the project root) and load them into
-        the kind nodes (there is no registry)."""
+        the kind nodes (there is no registry); yields each tag once it is loaded."""
         from drillrunner.targets.kind.addons import IMAGES
 
         for image in IMAGES:
             self._cmd("docker", "build", "-f", str(self.root / image.dockerfile), "-t",
                       image.tag, str(self.root))
             self._cmd("kind", "load", "docker-image", image.tag, "--name", self.name)
-        return [i.tag for i in IMAGES]
+            yield image.tag
 
     def _apply_file(self, apis: Any, source: str) -> None:
         """Apply one manifest (a URL or a path): kubectl when present, else the client."""
@@ -131,25 +131,28 @@ class Cluster:
             text = Path(source).read_text()
         server_side_apply(apis, text)
 
-    def install_addons(self, apis: Any, timeout: float = 600.0) -> list[str]:
+    def install_addons(self, apis: Any, timeout: float = 600.0) -> Iterator[str]:
         """ingress-nginx, cert-manager and External Secrets (pinned), then the credential
-        store; returns what was installed. Idempotent (server-side apply, helm upgrade)."""
+        store; yields each step as it is done. Idempotent (server-side apply, helm
+        upgrade)."""
         from drillrunner.targets.kind import addons
 
         self.need("helm")  # before changing anything
         for manifest in addons.MANIFESTS:
             self._apply_file(apis, manifest.url)
+            yield f"{manifest.name} applied"
         chart, repo, version = addons.ESO_CHART
         self._cmd("helm", "--kube-context", self.context, "upgrade", "--install", chart,
                   chart, "--repo", repo, "--version", version, "--namespace",
                   addons.ESO_NAMESPACE, "--create-namespace", "--wait", "--timeout", "10m")
+        yield f"external-secrets {version} installed"
         addons.wait_namespaces(apis.apps, [m.namespace for m in addons.MANIFESTS]
                                + [addons.ESO_NAMESPACE], timeout)
+        yield "add-ons available"
         self._apply_file(apis, str(addons.vault_manifest(self.root)))
         created = addons.ensure_vault_secret(apis.core)
-        return [*(m.name for m in addons.MANIFESTS), f"external-secrets {version}",
-                f"{addons.VAULT_NAMESPACE}/{addons.VAULT_SECRET} "
-                f"({'created' if created else 'kept'})"]
+        yield (f"{addons.VAULT_NAMESPACE}/{addons.VAULT_SECRET} "
+               f"({'created' if created else 'kept'})")
 
     def delete(self) -> bool:
         self.check_tools()
