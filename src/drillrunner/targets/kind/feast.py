@@ -24,9 +24,10 @@ from typing import Any
 
 from drillrunner.engine.redact import redact_text
 from drillrunner.errors import ActionFailed, StackError
-from drillrunner.services.feast import canary, http
+from drillrunner.services.feast import canary, http, registry
 from drillrunner.services.feast.canary import Truth
 from drillrunner.services.feast.ops import SERVICE, CliRun
+from drillrunner.services.feast.registry import MATERIALIZE_START, PG_DB, PG_ROLE, REDIS_DB, SCHEMA
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.deployments import KindDeployment
 from drillrunner.targets.kind.oms import exit_code, start_statefulset, stop_statefulset
@@ -41,17 +42,6 @@ CLI_CONFIG = "/tmp/drill-feast-cli.yaml"
 REMOTE_DUMP = "/tmp/drill-feast-registry.dump"  # in the primary pod, during a restore
 CREDENTIALS, PASSWORD_KEY = "feast-credentials", "offline-store-password"
 # As on the local stack (targets/local/feast.py), and as deploy/k8s/feast/configmap.yaml says.
-PG_ROLE = PG_DB = "feast"
-REGISTRY_SCHEMA = "feast_registry"
-REDIS_DB = 5
-MATERIALIZE_START = "2000-01-01T00:00:00"
-REGISTRY_TABLES = (
-    ("projects", "project_id", "project_proto"),
-    ("entities", "entity_name", "entity_proto"),
-    ("data_sources", "data_source_name", "data_source_proto"),
-    ("feature_views", "feature_view_name", "feature_view_proto"),
-    ("feature_services", "feature_service_name", "feature_service_proto"),
-)
 START_TIMEOUT = 90.0
 PSQL = ["psql", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", PG_DB, "-tAc"]
 
@@ -137,7 +127,7 @@ class KindFeastOps(KindDeployment):
         """The SQL registry needs its schema (seed.py made it at install; a destroyed
         registry took it away): `feast apply` creates the tables, not the schema."""
         with self._feast_conn() as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {REGISTRY_SCHEMA}")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
 
     def run_cli(self, *args: str, timeout: float = 180.0) -> CliRun:
         command = "feast " + " ".join(args)
@@ -159,25 +149,10 @@ class KindFeastOps(KindDeployment):
     # -- the SQL registry -------------------------------------------------------------
 
     def registry_present(self) -> bool:
-        try:
-            with self._feast_conn() as conn:
-                row = conn.execute(
-                    f"SELECT count(*) FROM {REGISTRY_SCHEMA}.feature_services "
-                    "WHERE feature_service_name = %s AND project_id = %s",
-                    [canary.FEATURE_SERVICE, canary.PROJECT]).fetchone()
-        except Exception:
-            return False  # no schema, no table, no database: no registry
-        return bool(row and row[0])
+        return registry.present(self._feast_conn)
 
     def registry_objects(self) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        with self._feast_conn() as conn:
-            for table, name, proto in REGISTRY_TABLES:
-                rows = conn.execute(
-                    f"SELECT {name} || ':' || md5({proto}) FROM {REGISTRY_SCHEMA}.{table} "
-                    f"ORDER BY {name}").fetchall()
-                found[table] = [str(r[0]) for r in rows]
-        return found
+        return registry.objects(self._feast_conn)
 
     def _pg_primary(self) -> MemberRef:
         """The TimescaleDB pod that is not in recovery (asked, not read from labels)."""
@@ -195,7 +170,7 @@ class KindFeastOps(KindDeployment):
         """pg_dump (custom format) of the registry schema in the primary pod, copied out
         base64-encoded (exec carries text)."""
         primary = self._pg_primary()
-        script = (f'f=$(mktemp) && pg_dump -U postgres -d {PG_DB} -n {REGISTRY_SCHEMA} '
+        script = (f'f=$(mktemp) && pg_dump -U postgres -d {PG_DB} -n {SCHEMA} '
                   '-Fc -f "$f" && base64 "$f"; rc=$?; rm -f "$f"; exit $rc')
         out = self.target.sh(primary, script, timeout=120.0, what="pg_dump of the registry")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +179,7 @@ class KindFeastOps(KindDeployment):
 
     def destroy_registry(self) -> None:
         self.target.sh(self._pg_primary(), shlex.join(
-            [*PSQL, f"DROP SCHEMA IF EXISTS {REGISTRY_SCHEMA} CASCADE"]),
+            [*PSQL, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"]),
             what="dropping the registry schema")
 
     def restore_registry(self, src: Path) -> None:
@@ -213,7 +188,7 @@ class KindFeastOps(KindDeployment):
         primary = self._pg_primary()
         remote = shlex.quote(self.remote_dump)
         self.target.write_file(primary, self.remote_dump, src.read_bytes())
-        drop = shlex.join([*PSQL, f"DROP SCHEMA IF EXISTS {REGISTRY_SCHEMA} CASCADE"])
+        drop = shlex.join([*PSQL, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"])
         self.target.sh(primary, f"{drop} && pg_restore -U postgres -d {PG_DB} "
                        f"--exit-on-error {remote}; rc=$?; rm -f {remote}; exit $rc",
                        timeout=120.0, what="pg_restore of the registry")
