@@ -478,3 +478,59 @@ def test_exec_status_channel_gives_the_exit_code_or_the_reason() -> None:
     missing = ('{"status": "Failure", "reason": "InternalError", "message": "Internal error '
                'occurred: error executing command in container: executable file not found"}')
     assert "executable file not found" in str(exit_code(missing))
+
+
+def _held_pod(name: str, *, ready: bool, waiting_in: str | None) -> Any:
+    """A kafka pod declaring a hold file; `waiting_in`: the container that runs now."""
+    from kubernetes.client import (
+        V1ContainerState,
+        V1ContainerStateRunning,
+        V1ContainerStateWaiting,
+        V1ContainerStatus,
+    )
+
+    p = pod(name, "kafka", port=9092, ready=ready)
+    p.metadata.annotations = {"drill.dev/hold-file": "/var/lib/kafka/data/drill-hold"}
+
+    def status(c: str) -> V1ContainerStatus:
+        state = (V1ContainerState(running=V1ContainerStateRunning()) if c == waiting_in
+                 else V1ContainerState(waiting=V1ContainerStateWaiting(reason="PodInit")))
+        return V1ContainerStatus(name=c, image="x", image_id="", ready=ready,
+                                 restart_count=0, state=state)
+
+    p.status.init_container_statuses = [status("drill-hold")]
+    p.status.container_statuses = [status("kafka")]
+    return p
+
+
+def test_kill_holds_a_declared_member_down_until_start(cluster: Cluster,
+                                                       tmp_path: Path) -> None:
+    """A pod with drill.dev/hold-file: kill creates the file before the delete; the new pod
+    waits (here in its drill-hold init container) until start removes it, then turns
+    Ready. Killed members stay down until their undo, as on the local target."""
+    from tests.unit.kind_fakes import apis as fake_apis
+
+    execs: list[tuple[str, str, list[str]]] = []
+
+    def handler(pod_name: str, container: str, argv: list[str],
+                stdin: str | None) -> tuple[int, str, str]:
+        execs.append((pod_name, container, argv))
+        if argv[:2] == ["rm", "-f"]:  # the release: the held pod goes on and turns Ready
+            cluster.pods[pod_name] = _held_pod(pod_name, ready=True, waiting_in="kafka")
+        return 0, "", ""
+
+    cluster.pods["kafka-1"] = _held_pod("kafka-1", ready=True, waiting_in="kafka")
+    t = KindTarget(fake_apis(cluster, handler), context="kind-x", forward=False,
+                   state=tmp_path)
+    m = t.member("kafka", "kafka-1")
+    t.kill(m)
+    assert execs == [("kafka-1", "kafka",
+                      ["sh", "-c", "touch /var/lib/kafka/data/drill-hold"])]
+    assert "kafka-1" not in cluster.pods
+    cluster.pods["kafka-1"] = _held_pod("kafka-1", ready=False, waiting_in="drill-hold")
+    assert not t.is_running(m)
+    t.start(m, timeout=5)
+    assert execs[1] == ("kafka-1", "drill-hold", ["rm", "-f", "/var/lib/kafka/data/drill-hold"])
+    assert t.is_running(m) and len(execs) == 2
+    t.start(m, timeout=5)  # already Ready: nothing to release
+    assert len(execs) == 2

@@ -40,6 +40,8 @@ STS_POD_LABEL = "statefulset.kubernetes.io/pod-name"  # set by the StatefulSet c
 DRILL_POD_LABEL = "drill.dev/pod-name"  # added by pause() to pods without the one above
 PORT_ANNOTATION = "drill.dev/port"  # optional: which container port is the member's address
 ISOLATE_PREFIX = "drill-isolate-"
+HOLD_ANNOTATION = "drill.dev/hold-file"  # a file on the pod's volume that keeps it down
+HOLD_CONTAINER = "drill-hold"  # the init container that waits while the hold file exists
 ISOLATED_LABEL = "drill.dev/isolated"  # the allow policies of deploy/k8s skip pods with it
 DEFAULT_NAMESPACE = "drill"
 
@@ -244,10 +246,19 @@ class KindTarget:
 
     def kill(self, member: MemberRef, signal: Signal = Signal.KILL) -> None:
         """Delete the pod, with grace 0 (KILL) or its own grace period (TERM), and wait
-        until that pod (by UID) is gone. Its controller creates a new one."""
+        until that pod (by UID) is gone. Its controller creates a new one.
+
+        A pod that declares a hold file (annotation drill.dev/hold-file) is held down
+        first: the file is created on its volume, and the new pod waits (its start gate, or
+        the `drill-hold` init container) until `start` removes it. Killed members then stay
+        down until their undo, as on the local target, instead of being back in seconds."""
         pod = self._pod(member.name)
         if pod is None:
             return  # already gone
+        hold = _hold_file(pod)
+        if hold and _running(pod, self._container(pod)):
+            self.sh(member, f"touch {shlex.quote(hold)}",
+                    what=f"holding {member.name} down ({hold})")
         uid = pod.metadata.uid
         grace = pod.spec.termination_grace_period_seconds or 30
         try:
@@ -268,9 +279,29 @@ class KindTarget:
                    what=f"pod {member.name} to be deleted")
 
     def start(self, member: MemberRef, timeout: float = 300.0) -> None:
-        """Pods are restarted by their controller: wait until the pod is Ready again."""
-        poll_until(lambda: self.is_running(member), timeout=timeout, interval=0.5,
-                   what=f"pod {member.name} to be Ready")
+        """Pods are restarted by their controller: release a held pod (remove its hold file,
+        from whichever of its containers waits) and wait until it is Ready again."""
+        released: set[str] = set()
+
+        def ready() -> bool:
+            pod = self._pod(member.name)
+            if pod is None or pod.metadata.deletion_timestamp is not None:
+                return False
+            if self._ready(pod):
+                return True
+            hold = _hold_file(pod)
+            if hold and pod.metadata.uid not in released:
+                waiting = next((c for c in (HOLD_CONTAINER, self._container(pod))
+                                if _running(pod, c)), None)
+                if waiting is not None:
+                    result = self.exec(member, ["rm", "-f", hold], container=waiting)
+                    if result.returncode != 0:
+                        raise ActionFailed(f"{member.name}: releasing {hold} failed: "
+                                           f"{result.stderr.strip() or result.returncode}")
+                    released.add(pod.metadata.uid)
+            return False
+
+        poll_until(ready, timeout=timeout, interval=0.5, what=f"pod {member.name} to be Ready")
 
     def pause(self, member: MemberRef) -> None:
         """Isolate the pod: label it `drill.dev/isolated` (every allow policy of deploy/k8s
@@ -532,6 +563,20 @@ class KindTarget:
         return {"target": self.name, "context": self.context, "namespace": self.namespace,
                 "host": socket.gethostname(), "state_dir": str(self.state),
                 **self.fingerprint()}
+
+
+def _hold_file(pod: Any) -> str | None:
+    value = (pod.metadata.annotations or {}).get(HOLD_ANNOTATION)
+    return str(value) if value else None
+
+
+def _running(pod: Any, container: str) -> bool:
+    """Whether `container` (an init container or a regular one) is running in the pod."""
+    status = pod.status
+    statuses = [*((status.init_container_statuses or []) if status else []),
+                *((status.container_statuses or []) if status else [])]
+    return any(c.name == container and c.state is not None and c.state.running is not None
+               for c in statuses)
 
 
 ERROR_CHANNEL = 3  # the exec websocket's status channel
