@@ -534,3 +534,26 @@ def test_kill_holds_a_declared_member_down_until_start(cluster: Cluster,
     assert t.is_running(m) and len(execs) == 2
     t.start(m, timeout=5)  # already Ready: nothing to release
     assert len(execs) == 2
+
+
+def test_kill_of_a_container_that_just_died_needs_no_hold(cluster: Cluster,
+                                                          tmp_path: Path) -> None:
+    """The kubelet's status lags: a pod still shown running may refuse the touch because
+    its container just died. That is no error (it is not running); the pod is deleted."""
+    from tests.unit.kind_fakes import apis as fake_apis
+
+    def handler(pod_name: str, container: str, argv: list[str],
+                stdin: str | None) -> tuple[int, str, str]:
+        cluster.pods[pod_name] = _held_pod(pod_name, ready=False, waiting_in=None)
+        return 1, "", "container not found"
+
+    cluster.pods["kafka-2"] = _held_pod("kafka-2", ready=True, waiting_in="kafka")
+    t = KindTarget(fake_apis(cluster, handler), context="kind-x", forward=False,
+                   state=tmp_path)
+    t.kill(t.member("kafka", "kafka-2"))
+    assert "kafka-2" not in cluster.pods
+    # hold=False (the caller held it already): no exec at all
+    cluster.pods["kafka-2"] = _held_pod("kafka-2", ready=True, waiting_in="kafka")
+    before = len([c for c in cluster.calls if c[0] == "exec"])
+    t.kill(t.member("kafka", "kafka-2"), hold=False)
+    assert len([c for c in cluster.calls if c[0] == "exec"]) == before

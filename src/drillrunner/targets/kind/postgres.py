@@ -274,7 +274,7 @@ class KindPostgresOps(KindDeployment):
                 ref, f'pid=$(head -n1 {PGDATA}/postmaster.pid 2>/dev/null) && '
                 '[ "$(cat /proc/$pid/comm 2>/dev/null)" = postgres ] && kill -INT "$pid" '
                 "|| true", what="fast shutdown")
-        self.target.kill(ref, sig)
+        self.target.kill(ref, sig, hold=False)  # held above, before the processes died
         self._marker(member).unlink(missing_ok=True)
 
     def start_member(self, member: str) -> None:

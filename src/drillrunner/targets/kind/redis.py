@@ -269,8 +269,8 @@ class KindRedisOps(KindDeployment):
         name = re.escape(self.master_name)
         for sentinel in self.sentinels():
             try:  # held sentinels too: only the process is down, the file is there
-                text = self._sh(sentinel, f"cat {self._dir(sentinel)}/sentinel.conf "
-                                "2>/dev/null || true", "reading sentinel.conf")
+                text = self._sh_when_up(sentinel, f"cat {self._dir(sentinel)}/sentinel.conf "
+                                        "2>/dev/null || true", "reading sentinel.conf")
             except ActionFailed:
                 continue
             m = re.search(rf"^sentinel monitor {name} (\S+) (\d+)", text, re.M)

@@ -18,6 +18,7 @@ import importlib
 import shlex
 import socket
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +245,8 @@ class KindTarget:
 
     # -- pod faults --------------------------------------------------------------------
 
-    def kill(self, member: MemberRef, signal: Signal = Signal.KILL) -> None:
+    def kill(self, member: MemberRef, signal: Signal = Signal.KILL, *,
+             hold: bool = True) -> None:
         """Delete the pod, with grace 0 (KILL) or its own grace period (TERM), and wait
         until that pod (by UID) is gone. Its controller creates a new one.
 
@@ -255,10 +257,9 @@ class KindTarget:
         pod = self._pod(member.name)
         if pod is None:
             return  # already gone
-        hold = _hold_file(pod)
-        if hold and _running(pod, self._container(pod)):
-            self.sh(member, f"touch {shlex.quote(hold)}",
-                    what=f"holding {member.name} down ({hold})")
+        path = _hold_file(pod) if hold else None  # hold=False: the caller held it already
+        if path:
+            self._touch_hold(member, path)
         uid = pod.metadata.uid
         grace = pod.spec.termination_grace_period_seconds or 30
         try:
@@ -269,6 +270,9 @@ class KindTarget:
                 self.apis.core.delete_namespaced_pod(member.name, self.namespace)
         except Exception as exc:
             if _status(exc) != 404:
+                if path:  # not deleted: a hold left on a running pod would outlive drill
+                    with suppress(Exception):
+                        self.exec(member, ["rm", "-f", path])
                 raise
 
         def gone() -> bool:
@@ -277,6 +281,20 @@ class KindTarget:
 
         poll_until(gone, timeout=float(grace) + 30.0, interval=0.2,
                    what=f"pod {member.name} to be deleted")
+
+    def _touch_hold(self, member: MemberRef, path: str) -> None:
+        """Create the hold file in the running main container. A container that just
+        died (its status lags) cannot hold: that is fine, as long as it is not running."""
+        pod = self._pod(member.name)
+        if pod is None or not _running(pod, self._container(pod)):
+            return
+        try:
+            self.sh(member, f"touch {shlex.quote(path)}",
+                    what=f"holding {member.name} down ({path})")
+        except ActionFailed:
+            pod = self._pod(member.name)
+            if pod is not None and _running(pod, self._container(pod)):
+                raise
 
     def start(self, member: MemberRef, timeout: float = 300.0) -> None:
         """Pods are restarted by their controller: release a held pod (remove its hold file,
@@ -294,7 +312,10 @@ class KindTarget:
                 waiting = next((c for c in (HOLD_CONTAINER, self._container(pod))
                                 if _running(pod, c)), None)
                 if waiting is not None:
-                    result = self.exec(member, ["rm", "-f", hold], container=waiting)
+                    try:
+                        result = self.exec(member, ["rm", "-f", hold], container=waiting)
+                    except ActionFailed:
+                        return False  # the container changed meanwhile: next poll
                     if result.returncode != 0:
                         raise ActionFailed(f"{member.name}: releasing {hold} failed: "
                                            f"{result.stderr.strip() or result.returncode}")
