@@ -27,6 +27,7 @@ from drillrunner.targets.base import Signal
 from drillrunner.targets.kind import postgres as kp
 from drillrunner.targets.kind.apis import KubeApis
 from drillrunner.targets.kind.target import DEPLOYMENTS, KindTarget
+from tests.support import IN_CI
 from tests.unit.kind_fakes import BarePodCore, Cluster, FakeCore, apis, local_shell, pod
 
 P, R = "timescaledb-primary-0", "timescaledb-replica-0"
@@ -459,15 +460,23 @@ def test_pause_script_freezes_everything_but_init_in_a_pid_namespace(tmp_path: P
     probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
                            capture_output=True, check=False)
     if probe.returncode != 0:
-        pytest.skip("no permission to create a PID namespace here")
+        msg = "no permission to create a PID namespace here (unshare --pid)"
+        if IN_CI:
+            pytest.fail(msg + " (CI=true: the CI machine runs as root)")
+        pytest.skip(msg)
+    # Poll (bounded) for the state the signal should bring; print whatever it is then.
     script = f"""
+state() {{ cut -d' ' -f3 /proc/$1/stat; }}
+settle() {{
+  i=0; while [ "$(state $1)" $2 "$3" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+}}
 sleep 30 & pg=$!
 sh -c {shlex.quote(kp.PAUSE_SCRIPT)}
-sleep 0.2
-echo "$(cut -d' ' -f3 /proc/1/stat) $(cut -d' ' -f3 /proc/$pg/stat)"
+settle $pg != T
+echo "$(state 1) $(state $pg)"
 sh -c {shlex.quote(kp.RESUME_SCRIPT)}
-sleep 0.2
-echo "$(cut -d' ' -f3 /proc/$pg/stat)"
+settle $pg = T
+echo "$(state $pg)"
 kill $pg
 """
     out = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
