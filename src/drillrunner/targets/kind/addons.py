@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drillrunner.errors import StackError
+from drillrunner.targets.kind.apis import http_status
 from drillrunner.waiting import WaitTimeout, poll_until
 
 
@@ -60,10 +61,6 @@ VAULT_KEYS = ("postgres-password", "replication-password", "feast-password", "om
 VAULT_MANIFEST = "deploy/kind/vault.yaml"
 
 
-def _status(exc: BaseException) -> int | None:
-    status = getattr(exc, "status", None)
-    return status if isinstance(status, int) else None
-
 
 def ensure_vault_secret(core: Any, generate: Callable[[], str] | None = None) -> bool:
     """Create Secret drill-vault/drill-credentials with random values unless it exists
@@ -73,7 +70,7 @@ def ensure_vault_secret(core: Any, generate: Callable[[], str] | None = None) ->
         core.read_namespaced_secret(VAULT_SECRET, VAULT_NAMESPACE)
         return False
     except Exception as exc:
-        if _status(exc) != 404:
+        if http_status(exc) != 404:
             raise
     make = generate or (lambda: secrets.token_urlsafe(24))
     body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -83,10 +80,10 @@ def ensure_vault_secret(core: Any, generate: Callable[[], str] | None = None) ->
     try:
         core.create_namespaced_secret(VAULT_NAMESPACE, body)
     except Exception as exc:
-        if _status(exc) == 409:
+        if http_status(exc) == 409:
             return False  # created meanwhile: keep theirs
         raise StackError(f"creating Secret {VAULT_NAMESPACE}/{VAULT_SECRET} failed "
-                         f"(HTTP {_status(exc)})") from None
+                         f"(HTTP {http_status(exc)})") from None
     return True
 
 

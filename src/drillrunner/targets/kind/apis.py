@@ -17,6 +17,12 @@ from drillrunner.errors import StackError, UsageError
 from drillrunner.targets.kind.safety import check_context
 
 
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a kubernetes ApiException (duck-typed: no import needed)."""
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
 @dataclass(frozen=True)
 class KubeApis:
     core: Any  # kubernetes.client.CoreV1Api

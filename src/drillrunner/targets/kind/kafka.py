@@ -30,6 +30,7 @@ from drillrunner.services.kafka import client
 from drillrunner.services.kafka.ops import QuorumView
 from drillrunner.services.kafka.topology import REPLICATION
 from drillrunner.targets.base import MemberRef
+from drillrunner.targets.kind.apis import http_status
 from drillrunner.targets.kind.deployments import KindDeployment
 from drillrunner.targets.kind.forward import PortForwarder, _Listener
 
@@ -74,10 +75,6 @@ class FixedPortForwarder(PortForwarder):
                 thread.start()
             return int(self._listeners[key].sock.getsockname()[1])
 
-
-def _status(exc: BaseException) -> int | None:
-    status = getattr(exc, "status", None)
-    return status if isinstance(status, int) else None
 
 
 class KindKafkaOps(KindDeployment):
@@ -143,7 +140,7 @@ class KindKafkaOps(KindDeployment):
             sts = self.target.apis.apps.read_namespaced_stateful_set(STATEFULSET,
                                                                      self.target.namespace)
         except Exception as exc:
-            if _status(exc) == 404:
+            if http_status(exc) == 404:
                 return DEFAULT_MIN_ISR
             raise
         for c in sts.spec.template.spec.containers:
@@ -168,7 +165,7 @@ class KindKafkaOps(KindDeployment):
         except (ActionFailed, ValueError, AttributeError):
             return None
         except Exception as exc:
-            if _status(exc) is not None:  # the API refused the exec (pod going away)
+            if http_status(exc) is not None:  # the API refused the exec (pod going away)
                 return None
             raise
 

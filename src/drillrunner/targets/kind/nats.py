@@ -25,6 +25,7 @@ from drillrunner.errors import ActionFailed, StackError
 from drillrunner.services.nats import client
 from drillrunner.services.nats.client import StreamSpec
 from drillrunner.targets.base import MemberRef, Signal
+from drillrunner.targets.kind.apis import http_status
 from drillrunner.targets.kind.deployments import KindDeployment
 from drillrunner.waiting import WaitTimeout, poll_until
 
@@ -95,7 +96,7 @@ class KindNatsOps(KindDeployment):
         except ActionFailed:
             return None  # no pod (yet)
         except Exception as exc:
-            if isinstance(getattr(exc, "status", None), int):
+            if http_status(exc) is not None:
                 return None  # the API refused the exec: container not started yet
             raise
         if result.returncode != 0:

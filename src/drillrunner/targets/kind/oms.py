@@ -26,6 +26,7 @@ from drillrunner.oms.config import KILL_SWITCH_KEY
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import SERVICE
 from drillrunner.targets.base import Signal
+from drillrunner.targets.kind.apis import http_status
 from drillrunner.targets.kind.deployments import KindDeployment
 from drillrunner.waiting import WaitTimeout, monotonic, poll_until
 
@@ -58,11 +59,6 @@ FIELDS: dict[str, Where] = {
 }
 
 
-def _status(exc: BaseException) -> int | None:
-    """The HTTP status of a kubernetes ApiException (duck-typed)."""
-    status = getattr(exc, "status", None)
-    return status if isinstance(status, int) else None
-
 
 # -- StatefulSet helpers (KindTarget.scale without the memory of the replica count) -------
 
@@ -70,7 +66,7 @@ def read_statefulset(target: KindTarget, name: str) -> Any:
     try:
         return target.apis.apps.read_namespaced_stateful_set(name, target.namespace)
     except Exception as exc:
-        if _status(exc) == 404:
+        if http_status(exc) == 404:
             raise ActionFailed(f"no StatefulSet {name} in namespace {target.namespace}: "
                                "run 'drill cluster up'") from None
         raise
@@ -90,7 +86,7 @@ def pod_exists(target: KindTarget, name: str) -> bool:
     try:
         target.apis.core.read_namespaced_pod(name, target.namespace)
     except Exception as exc:
-        if _status(exc) == 404:
+        if http_status(exc) == 404:
             return False
         raise
     return True
@@ -129,7 +125,7 @@ def exit_code(target: KindTarget, pod_name: str) -> int | None:
     try:
         pod = target.apis.core.read_namespaced_pod(pod_name, target.namespace)
     except Exception as exc:
-        if _status(exc) == 404:
+        if http_status(exc) == 404:
             return None
         raise
     for cs in (pod.status.container_statuses if pod.status else None) or []:

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from drillrunner.errors import ActionFailed
 from drillrunner.services.timescaledb.ops import SERVICE
 from drillrunner.targets.base import MemberRef, Signal
+from drillrunner.targets.kind.apis import http_status
 from drillrunner.targets.kind.deployments import KindDeployment
 from drillrunner.waiting import WaitTimeout, poll_until
 
@@ -377,7 +378,7 @@ class KindPostgresOps(KindDeployment):
         try:
             svc = core.read_namespaced_service(PRIMARY_SERVICE, ns)
         except Exception as exc:
-            if getattr(exc, "status", None) == 404:
+            if http_status(exc) == 404:
                 raise ActionFailed(f"no Service {PRIMARY_SERVICE} in namespace {ns}: "
                                    f"cannot route clients to {member}") from None
             raise
@@ -448,7 +449,7 @@ class KindPostgresOps(KindDeployment):
         try:
             core.create_namespaced_pod(ns, pitr_pod(ns, image, target_time))
         except Exception as exc:
-            if getattr(exc, "status", None) is None:
+            if http_status(exc) is None:
                 raise
             raise ActionFailed(f"{PITR}: cannot create the pod: "
                                f"{getattr(exc, 'reason', exc)}") from None
@@ -532,7 +533,7 @@ class KindPostgresOps(KindDeployment):
             self.target.apis.core.delete_namespaced_pod(PITR, self.target.namespace,
                                                         grace_period_seconds=0)
         except Exception as exc:
-            if getattr(exc, "status", None) != 404:
+            if http_status(exc) != 404:
                 raise
         try:
             poll_until(lambda: self.target._pod(PITR) is None, timeout=READY_TIMEOUT,
@@ -555,7 +556,7 @@ class KindPostgresOps(KindDeployment):
             self.target.apis.core.read_namespaced_persistent_volume_claim(
                 PITR_CLAIM, self.target.namespace)
         except Exception as exc:
-            if getattr(exc, "status", None) == 404:
+            if http_status(exc) == 404:
                 return True
             raise
         return False

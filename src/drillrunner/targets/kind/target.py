@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from drillrunner.errors import ActionFailed, StackError
 from drillrunner.targets.base import MemberRef, Signal
-from drillrunner.targets.kind.apis import KubeApis, connect, own_client
+from drillrunner.targets.kind.apis import KubeApis, connect, http_status, own_client
 from drillrunner.targets.kind.forward import PortForwarder
 from drillrunner.targets.kind.nodes import DockerNodes
 from drillrunner.targets.kind.safety import check_context
@@ -62,11 +62,6 @@ class ExecResult(BaseModel):
     stdout: str
     stderr: str
 
-
-def _status(exc: BaseException) -> int | None:
-    """The HTTP status of a kubernetes ApiException (duck-typed: no import needed)."""
-    status = getattr(exc, "status", None)
-    return status if isinstance(status, int) else None
 
 
 class KindTarget:
@@ -124,7 +119,7 @@ class KindTarget:
         try:
             return self.apis.core.read_namespaced_pod(name, self.namespace)
         except Exception as exc:
-            if _status(exc) == 404:
+            if http_status(exc) == 404:
                 return None
             raise
 
@@ -269,7 +264,7 @@ class KindTarget:
             else:
                 self.apis.core.delete_namespaced_pod(member.name, self.namespace)
         except Exception as exc:
-            if _status(exc) != 404:
+            if http_status(exc) != 404:
                 if path:  # not deleted: a hold left on a running pod would outlive drill
                     with suppress(Exception):
                         self.exec(member, ["rm", "-f", path])
@@ -348,7 +343,7 @@ class KindTarget:
             self.apis.networking.create_namespaced_network_policy(
                 self.namespace, isolation_policy(member.name, self.namespace, key))
         except Exception as exc:
-            if _status(exc) != 409:  # already isolated: idempotent
+            if http_status(exc) != 409:  # already isolated: idempotent
                 raise
         # Established connections keep their verdict in conntrack: drop them so the cut
         # applies to open flows too (replication links, client pools). Needs the node to be
@@ -364,7 +359,7 @@ class KindTarget:
             self.apis.networking.delete_namespaced_network_policy(
                 ISOLATE_PREFIX + member.name, self.namespace)
         except Exception as exc:
-            if _status(exc) != 404:
+            if http_status(exc) != 404:
                 raise
         pod = self._pod(member.name)
         added = [k for k in (ISOLATED_LABEL, DRILL_POD_LABEL)
@@ -375,7 +370,7 @@ class KindTarget:
                     member.name, self.namespace,
                     {"metadata": {"labels": dict.fromkeys(added)}})
             except Exception as exc:
-                if _status(exc) != 404:
+                if http_status(exc) != 404:
                     raise
 
     def is_isolated(self, member: MemberRef) -> bool:
@@ -383,7 +378,7 @@ class KindTarget:
             self.apis.networking.read_namespaced_network_policy(
                 ISOLATE_PREFIX + member.name, self.namespace)
         except Exception as exc:
-            if _status(exc) == 404:
+            if http_status(exc) == 404:
                 return False
             raise
         return True
@@ -495,7 +490,7 @@ class KindTarget:
         try:
             secret = self.apis.core.read_namespaced_secret(name, self.namespace)
         except Exception as exc:
-            if _status(exc) == 404:
+            if http_status(exc) == 404:
                 raise StackError(f"no Secret {name} in namespace {self.namespace}") from None
             raise
         value = (secret.data or {}).get(key)
@@ -540,7 +535,7 @@ class KindTarget:
         try:
             cm = self.apis.core.read_namespaced_config_map(configmap, self.namespace)
         except Exception as exc:
-            if _status(exc) == 404:
+            if http_status(exc) == 404:
                 return None
             raise
         return dict(cm.data or {})
