@@ -24,7 +24,8 @@ from drillrunner.errors import ActionFailed, StackError
 from drillrunner.services.oms.http import Reply
 from drillrunner.services.oms.ops import OmsOps
 from drillrunner.targets.kind import oms as kind_oms
-from drillrunner.targets.kind.oms import RECORD, REPLICAS_BEFORE_STOP, KindOmsOps
+from drillrunner.targets.kind.oms import RECORD, KindOmsOps
+from drillrunner.targets.kind.statefulsets import REPLICAS_BEFORE_STOP
 from drillrunner.targets.kind.target import KindTarget
 from tests.unit.kind_fakes import Cluster, pod, scaling_apis, statefulset
 

@@ -30,7 +30,11 @@ from drillrunner.services.feast.ops import SERVICE, CliRun
 from drillrunner.services.feast.registry import MATERIALIZE_START, PG_DB, PG_ROLE, REDIS_DB, SCHEMA
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.deployments import KindDeployment
-from drillrunner.targets.kind.oms import exit_code, start_statefulset, stop_statefulset
+from drillrunner.targets.kind.statefulsets import (
+    crashed_exit_code,
+    start_statefulset,
+    stop_statefulset,
+)
 from drillrunner.waiting import WaitTimeout, poll_until
 
 STATEFULSET = "feast-feature-server"
@@ -202,7 +206,7 @@ class KindFeastOps(KindDeployment):
         start_statefulset(self.target, STATEFULSET, 1)
 
         def up() -> bool:
-            code = exit_code(self.target, SERVER)
+            code = crashed_exit_code(self.target, SERVER)
             if code is not None:
                 raise StackError(f"{SERVER} exited with code {code} (see its log: kubectl "
                                  f"-n {self.target.namespace} logs {SERVER})")

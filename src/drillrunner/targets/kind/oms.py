@@ -26,19 +26,26 @@ from drillrunner.oms.config import KILL_SWITCH_KEY
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import SERVICE
 from drillrunner.targets.base import Signal
-from drillrunner.targets.kind.apis import http_status
 from drillrunner.targets.kind.deployments import KindDeployment
+from drillrunner.targets.kind.statefulsets import (
+    REPLICAS_BEFORE_STOP,
+    annotate,
+    crashed_exit_code,
+    pod_exists,
+    read_statefulset,
+    start_statefulset,
+    stop_statefulset,
+    sts_annotations,
+)
 from drillrunner.waiting import WaitTimeout, monotonic, poll_until
 
 if TYPE_CHECKING:
-    from drillrunner.targets.kind.target import KindTarget
+    pass
 
 STATEFULSET = "oms"
 DEFAULT_REPLICAS = 2  # deploy/k8s/oms/oms.yaml
 READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 60.0
 RECORD = "drill.dev/oms-overrides"
-REPLICAS_BEFORE_STOP = "drill.dev/replicas-before-stop"
 SETTINGS, SETTINGS_FILE = "oms-settings", "settings.yaml"
 SWITCH, SWITCH_FILE = "oms-kill-switch", "kill-switch.yaml"
 BREAKERS, BREAKERS_FILE = "oms-circuit-breakers", "circuit-breakers.yaml"
@@ -58,85 +65,6 @@ FIELDS: dict[str, Where] = {
     "circuit_breaker": (BREAKERS, BREAKERS_FILE, ("postgres", "enabled")),
 }
 
-
-
-# -- StatefulSet helpers (KindTarget.scale without the memory of the replica count) -------
-
-def read_statefulset(target: KindTarget, name: str) -> Any:
-    try:
-        return target.apis.apps.read_namespaced_stateful_set(name, target.namespace)
-    except Exception as exc:
-        if http_status(exc) == 404:
-            raise ActionFailed(f"no StatefulSet {name} in namespace {target.namespace}: "
-                               "run 'drill cluster up'") from None
-        raise
-
-
-def sts_annotations(target: KindTarget, name: str) -> dict[str, str]:
-    return dict(read_statefulset(target, name).metadata.annotations or {})
-
-
-def annotate(target: KindTarget, name: str, values: dict[str, str | None]) -> None:
-    """Set (None: remove) annotations of the StatefulSet (a merge patch)."""
-    target.apis.apps.patch_namespaced_stateful_set(
-        name, target.namespace, {"metadata": {"annotations": values}})
-
-
-def pod_exists(target: KindTarget, name: str) -> bool:
-    try:
-        target.apis.core.read_namespaced_pod(name, target.namespace)
-    except Exception as exc:
-        if http_status(exc) == 404:
-            return False
-        raise
-    return True
-
-
-def stop_statefulset(target: KindTarget, name: str, timeout: float = STOP_TIMEOUT) -> None:
-    """Scale to 0 and wait until its pods are gone. The replica count is remembered in an
-    annotation first (a pod deletion would not do: the controller recreates it at once).
-    Idempotent: a second stop keeps the first count."""
-    replicas = int(read_statefulset(target, name).spec.replicas or 0)
-    if replicas:
-        annotate(target, name, {REPLICAS_BEFORE_STOP: str(replicas)})
-        target.scale(name, 0)
-    remembered = int(sts_annotations(target, name).get(REPLICAS_BEFORE_STOP) or replicas or 1)
-    pods = [f"{name}-{i}" for i in range(remembered)]
-    try:
-        poll_until(lambda: not any(pod_exists(target, p) for p in pods), timeout=timeout,
-                   interval=0.5, what=f"the pods of {name} to terminate")
-    except WaitTimeout as exc:
-        raise StackError(str(exc)) from None
-
-
-def start_statefulset(target: KindTarget, name: str, default: int) -> bool:
-    """Scale back to the remembered count (else `default`) if it is at 0; True if it was."""
-    if int(read_statefulset(target, name).spec.replicas or 0):
-        return False
-    remembered = sts_annotations(target, name).get(REPLICAS_BEFORE_STOP)
-    target.scale(name, int(remembered) if remembered else default)
-    annotate(target, name, {REPLICAS_BEFORE_STOP: None})
-    return True
-
-
-def exit_code(target: KindTarget, pod_name: str) -> int | None:
-    """The exit code of the pod's crashed container (terminated, or waiting after a
-    failed run); None while it runs or has not run yet."""
-    try:
-        pod = target.apis.core.read_namespaced_pod(pod_name, target.namespace)
-    except Exception as exc:
-        if http_status(exc) == 404:
-            return None
-        raise
-    for cs in (pod.status.container_statuses if pod.status else None) or []:
-        state, last = cs.state, cs.last_state
-        if state is not None and state.terminated is not None \
-                and state.terminated.exit_code:
-            return int(state.terminated.exit_code)
-        if state is not None and state.waiting is not None and last is not None \
-                and last.terminated is not None and last.terminated.exit_code:
-            return int(last.terminated.exit_code)
-    return None
 
 
 # -- yaml documents inside Secret / ConfigMap keys ---------------------------------------
@@ -321,7 +249,7 @@ class KindOmsOps(KindDeployment):
 
     def _wait_answering(self, member: str, timeout: float) -> None:
         def up() -> bool:
-            code = exit_code(self.target, member)
+            code = crashed_exit_code(self.target, member)
             if code is not None:
                 raise StackError(f"{member} exited with code {code} (see its log: "
                                  f"kubectl -n {self.target.namespace} logs {member})")
