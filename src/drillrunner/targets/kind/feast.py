@@ -18,16 +18,14 @@ from __future__ import annotations
 import base64
 import shlex
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from drillrunner.engine.redact import redact_text
 from drillrunner.errors import ActionFailed, StackError
-from drillrunner.services.feast import canary, http, registry
-from drillrunner.services.feast.canary import Truth
+from drillrunner.services.feast import http
 from drillrunner.services.feast.ops import SERVICE, CliRun
-from drillrunner.services.feast.registry import MATERIALIZE_START, PG_DB, PG_ROLE, REDIS_DB, SCHEMA
+from drillrunner.services.feast.stores import PG_DB, PG_ROLE, SCHEMA, FeastStores
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.deployments import KindDeployment
 from drillrunner.targets.kind.statefulsets import (
@@ -50,7 +48,7 @@ START_TIMEOUT = 90.0
 PSQL = ["psql", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", PG_DB, "-tAc"]
 
 
-class KindFeastOps(KindDeployment):
+class KindFeastOps(KindDeployment, FeastStores):
     """FeastOps on kind (see the module docstring)."""
 
     remote_dump = REMOTE_DUMP
@@ -81,41 +79,10 @@ class KindFeastOps(KindDeployment):
         return psycopg.connect(dsn, password=self.target.secret_value(CREDENTIALS, PASSWORD_KEY),
                                autocommit=True, connect_timeout=2)
 
-    def _redis_conn(self) -> Any:
-        from redis import Redis
-
-        from drillrunner.services.redis import client
+    def _redis_master(self) -> MemberRef:
         from drillrunner.services.redis.ops import redis_ops
 
-        master = redis_ops(self.target).current_master()
-        return Redis(host=master.host, port=master.port, db=REDIS_DB,
-                     **client.no_retry_kwargs(2.0))
-
-    # -- data -------------------------------------------------------------------------
-
-    def offline_truth(self) -> Truth:
-        with self._feast_conn() as conn:
-            rows = conn.execute(canary.TRUTH_QUERY, [list(canary.CANARIES)]).fetchall()
-        return canary.truth_from_rows(rows)
-
-    def online_store_keys(self) -> int:
-        conn = self._redis_conn()
-        try:
-            return int(conn.dbsize())
-        finally:
-            conn.close()
-
-    def flush_online_store(self) -> int:
-        conn = self._redis_conn()
-        try:
-            keys = int(conn.dbsize())
-            conn.flushdb()
-            return keys
-        finally:
-            conn.close()
-
-    def materialize_range(self) -> tuple[str, str]:
-        return MATERIALIZE_START, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return redis_ops(self.target).current_master()
 
     # -- the CLI ----------------------------------------------------------------------
 
@@ -151,12 +118,6 @@ class KindFeastOps(KindDeployment):
         return CliRun(command, time.monotonic() - t0, out.returncode, tail)
 
     # -- the SQL registry -------------------------------------------------------------
-
-    def registry_present(self) -> bool:
-        return registry.present(self._feast_conn)
-
-    def registry_objects(self) -> dict[str, list[str]]:
-        return registry.objects(self._feast_conn)
 
     def _pg_primary(self) -> MemberRef:
         """The TimescaleDB pod that is not in recovery (asked, not read from labels)."""

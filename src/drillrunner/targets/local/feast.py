@@ -34,10 +34,9 @@ from typing import Any
 
 from drillrunner.engine.redact import redact_text
 from drillrunner.errors import MissingBinary, StackError
-from drillrunner.services.feast import canary, http, registry
-from drillrunner.services.feast.canary import Truth
+from drillrunner.services.feast import canary, http
 from drillrunner.services.feast.ops import SERVICE, CliRun
-from drillrunner.services.feast.registry import MATERIALIZE_START, PG_DB, PG_ROLE, REDIS_DB, SCHEMA
+from drillrunner.services.feast.stores import PG_DB, PG_ROLE, REDIS_DB, SCHEMA, FeastStores
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import (
@@ -76,7 +75,7 @@ def repo_source() -> Path:
     return root / "deploy" / "local" / "feast" / "feature_repo"
 
 
-class FeastDeployment:
+class FeastDeployment(FeastStores):
     """The Feast tier of the local stack; also the driver's `FeastOps` on this target."""
 
     service = SERVICE
@@ -377,46 +376,6 @@ class FeastDeployment:
         return not canary.compare(self.offline_truth(), served)
 
     # -- FeastOps -------------------------------------------------------------------------
-
-    def offline_truth(self) -> Truth:
-        with self._feast_conn() as conn:
-            rows = conn.execute(canary.TRUTH_QUERY, [list(canary.CANARIES)]).fetchall()
-        return canary.truth_from_rows(rows)
-
-    def _redis_conn(self) -> Any:
-        from redis import Redis
-
-        from drillrunner.services.redis import client
-
-        master = self._redis_master()
-        return Redis(host=master.host, port=master.port, db=REDIS_DB,
-                     **client.no_retry_kwargs(2.0))
-
-    def online_store_keys(self) -> int:
-        conn = self._redis_conn()
-        try:
-            return int(conn.dbsize())
-        finally:
-            conn.close()
-
-    def flush_online_store(self) -> int:
-        conn = self._redis_conn()
-        try:
-            keys = int(conn.dbsize())
-            conn.flushdb()
-            return keys
-        finally:
-            conn.close()
-
-    def materialize_range(self) -> tuple[str, str]:
-        end = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return MATERIALIZE_START, end
-
-    def registry_present(self) -> bool:
-        return registry.present(self._feast_conn)
-
-    def registry_objects(self) -> dict[str, list[str]]:
-        return registry.objects(self._feast_conn)
 
     def _pg_tool(self, tool: str) -> str:
         path = Path(self._postgres.bindir) / tool
