@@ -3,22 +3,24 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, ClassVar
 
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.history import FaultEvent, History, Op, OpStatus, OpUnknown
+from drillrunner.engine.history import FaultEvent, History, OpStatus
 from drillrunner.engine.recovery import lasting_success
+from drillrunner.engine.schedule import WorkloadThread
 from drillrunner.waiting import poll_until
 
 
-def make_ctx(target: Any, scenario: str) -> RunContext:
+def make_ctx(target: Any, scenario: str = "test",
+             slo: dict[str, Any] | None = None) -> RunContext:
     """A RunContext whose events land in stash["events"] and undos in stash["undos"]."""
     events: list[tuple[str, dict[str, Any]]] = []
     undos: list[tuple[str, dict[str, Any]]] = []
     ctx = RunContext(target=target, scenario=scenario, history=History(),
                      record=lambda event, **data: events.append((event, data)),
+                     **({"slo": slo} if slo is not None else {}),
                      _undo_sink=lambda action, args: undos.append((action, args)))
     ctx.stash["undos"] = undos
     ctx.stash["events"] = events
@@ -34,9 +36,9 @@ def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
 
 
 class Driver:
-    """Drives `client.write(seq)` from one thread at `rate`, recording every op; a
-    subclass names its workload and rate. Used as a context manager: entering waits for
-    `start_ok` successes, leaving stops the thread."""
+    """Drives `client.write(seq)` with the engine's own WorkloadThread at `rate`, every op
+    recorded in the History; a subclass names its workload and rate. Used as a context
+    manager: entering waits for `start_ok` successes, leaving stops the thread."""
 
     workload: ClassVar[str]
     rate: ClassVar[float]
@@ -47,25 +49,9 @@ class Driver:
 
     def __init__(self, ctx: RunContext, client: Any) -> None:
         self.ctx, self.client = ctx, client
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread = WorkloadThread(self.workload, client, self.rate, ctx.history,
+                                     ctx.record)
         ctx.workloads[self.workload] = client
-
-    def _run(self) -> None:
-        seq = 0
-        while not self.stop.is_set():
-            seq += 1
-            invoked = time.monotonic()
-            status, error = OpStatus.OK, None
-            try:
-                self.client.write(seq)
-            except OpUnknown as exc:
-                status, error = OpStatus.UNKNOWN, str(exc)
-            except Exception as exc:
-                status, error = OpStatus.FAIL, str(exc)
-            completed = time.monotonic()
-            self.ctx.history.add_op(Op(self.workload, seq, invoked, completed, status, error))
-            self.stop.wait(max(0.0, 1.0 / self.rate - (completed - invoked)))
 
     def __enter__(self) -> Any:
         self.thread.start()
@@ -73,8 +59,7 @@ class Driver:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(15)
+        self.thread.stop(30)
 
     def count(self, ok: bool) -> int:
         return sum(1 for o in self.ctx.history.ops(self.workload)

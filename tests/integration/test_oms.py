@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.history import FaultEvent, History, OpStatus
+from drillrunner.engine.history import OpStatus
 from drillrunner.engine.verdicts import CheckResult, Verdict
 from drillrunner.services.oms import checks, faults, killswitch, member_roles, orders, probes
 from drillrunner.services.oms.workload import WORKLOAD
@@ -22,6 +22,7 @@ from drillrunner.targets.local.config import OmsSettings, StackSettings
 from drillrunner.targets.local.supervisor import port_in_use
 from drillrunner.targets.local.target import LocalTarget
 from drillrunner.waiting import poll_until
+from tests.driving import inject, make_ctx
 from tests.support import need_binaries, need_module
 
 pytestmark = pytest.mark.integration
@@ -77,20 +78,6 @@ def variant(state: Path, **oms: Any) -> LocalTarget:
     return broken
 
 
-def make_ctx(target: LocalTarget, scenario: str) -> RunContext:
-    undos: list[tuple[str, dict[str, Any]]] = []
-    ctx = RunContext(target=target, scenario=scenario, history=History(),
-                     record=lambda event, **data: None,
-                     _undo_sink=lambda action, args: undos.append((action, args)))
-    ctx.stash["undos"] = undos
-    return ctx
-
-
-def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
-    invoked = time.monotonic()
-    result = fn(ctx, **args)
-    ctx.history.add_fault(FaultEvent(name, invoked, time.monotonic(), True))
-    return result
 
 
 def finish(ctx: RunContext) -> None:

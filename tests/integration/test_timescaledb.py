@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,8 @@ import pytest
 
 from drillrunner.engine.checks import no_acknowledged_write_lost, recovered_within_slo
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.history import FaultEvent, History, Op, OpStatus, OpUnknown
-from drillrunner.engine.verdicts import FaultResult, Verdict
+from drillrunner.engine.history import Op, OpStatus, OpUnknown
+from drillrunner.engine.verdicts import Verdict
 from drillrunner.errors import MissingBinary
 from drillrunner.services.timescaledb import backup, checks, faults, member_roles, probes, repair
 from drillrunner.services.timescaledb.workload import sequenced_writes
@@ -30,6 +29,7 @@ from drillrunner.targets.local.postgres import find_bindir
 from drillrunner.targets.local.supervisor import process_state
 from drillrunner.targets.local.target import LocalTarget
 from drillrunner.waiting import poll_until
+from tests.driving import Driver, inject, make_ctx
 from tests.support import need_binaries
 
 pytestmark = pytest.mark.integration
@@ -75,68 +75,18 @@ def target(state: Path) -> LocalTarget:
     return LocalTarget(state, _settings())
 
 
-def make_ctx(target: LocalTarget, scenario: str = "test") -> RunContext:
-    records: list[tuple[str, dict[str, Any]]] = []
-    undos: list[tuple[str, dict[str, Any]]] = []
-    ctx = RunContext(
-        target=target, scenario=scenario, history=History(),
-        record=lambda event, **data: records.append((event, data)),
-        slo={"rto": 30.0, "lost_acknowledged_writes": 0},
-    )
-    ctx._undo_sink = lambda action, args: undos.append((action, args))
-    ctx.stash["undos"] = undos
-    return ctx
 
 
-def inject(ctx: RunContext, fn: Any, **args: Any) -> FaultResult:
-    """Run a fault as the engine does: timed and recorded in the history."""
-    invoked = time.monotonic()
-    result: FaultResult = fn(ctx, **args)
-    ctx.history.add_fault(FaultEvent(fn.__name__, invoked, time.monotonic(), True))
-    return result
+SLO = {"rto": 30.0, "lost_acknowledged_writes": 0}
 
 
-class Writer:
-    """Drives a workload client from one thread at a fixed rate, recording every op."""
+class Writer(Driver):
+    """timescaledb.sequenced_writes at 50/s; no successes awaited on entry."""
 
-    def __init__(self, ctx: RunContext, timeout: float = 1.0, rate: float = 50.0) -> None:
-        self.ctx = ctx
-        self.client = sequenced_writes(ctx, timeout=timeout)
-        ctx.workloads[WORKLOAD] = self.client
-        self.interval = 1.0 / rate
-        self.halt = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+    workload, rate, start_ok, noun = WORKLOAD, 50.0, 0, "acked writes"
 
-    def _run(self) -> None:
-        seq = 0
-        while not self.halt.is_set():
-            seq += 1
-            invoked = time.monotonic()
-            status, error = OpStatus.OK, None
-            try:
-                self.client.write(seq)
-            except OpUnknown as exc:
-                status, error = OpStatus.UNKNOWN, str(exc)
-            except Exception as exc:
-                status, error = OpStatus.FAIL, str(exc)
-            self.ctx.history.add_op(
-                Op(WORKLOAD, seq, invoked, time.monotonic(), status, error))
-            self.halt.wait(max(0.0, self.interval - (time.monotonic() - invoked)))
-
-    def __enter__(self) -> Writer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.halt.set()
-        self.thread.join(timeout=30)
-
-    def acked(self) -> int:
-        return sum(1 for o in self.ctx.history.ops(WORKLOAD) if o.status is OpStatus.OK)
-
-    def wait_acked(self, more: int, timeout: float = 10.0) -> None:
-        goal = self.acked() + more
-        poll_until(lambda: self.acked() >= goal, timeout=timeout, what=f"{more} acked writes")
+    def __init__(self, ctx: RunContext, timeout: float = 1.0) -> None:
+        super().__init__(ctx, sequenced_writes(ctx, timeout=timeout))
 
 
 def primary_and_replica(target: LocalTarget) -> tuple[str, str]:
@@ -168,7 +118,7 @@ def test_up_is_idempotent_and_roles_come_from_the_servers(target: LocalTarget) -
     dep.up()
     assert time.monotonic() - started < 3.0
     primary_and_replica(target)
-    ctx = make_ctx(target)
+    ctx = make_ctx(target, slo=SLO)
     assert probes.ready(ctx) is True
     assert probes.replica_streaming(ctx) is True
     assert probes.writable(ctx) is True
@@ -180,10 +130,10 @@ def test_up_is_idempotent_and_roles_come_from_the_servers(target: LocalTarget) -
 def test_sync_commit_blocked_by_a_frozen_walreceiver_ends_unknown_in_time(
     target: LocalTarget,
 ) -> None:
-    ctx = make_ctx(target)
+    ctx = make_ctx(target, slo=SLO)
     client = sequenced_writes(ctx, timeout=0.5)
     client.write(1)
-    inject(ctx, faults.pause_walreceiver)
+    inject(ctx, "pause_walreceiver", faults.pause_walreceiver)
     try:
         started = time.monotonic()
         with pytest.raises(OpUnknown):
@@ -202,14 +152,14 @@ def test_sync_commit_blocked_by_a_frozen_walreceiver_ends_unknown_in_time(
 
 
 def test_kill_primary_and_promote_loses_no_acknowledged_write(target: LocalTarget) -> None:
-    ctx = make_ctx(target, "timescaledb-primary-failover")
+    ctx = make_ctx(target, "timescaledb-primary-failover", slo=SLO)
     old_primary, old_replica = primary_and_replica(target)
     with Writer(ctx) as w:
-        w.wait_acked(30)
-        inject(ctx, faults.kill_primary)
+        w.wait_ok(30)
+        inject(ctx, "kill_primary", faults.kill_primary)
         assert member_roles(target)[old_primary] == "down"
-        promoted = inject(ctx, faults.promote_replica)
-        w.wait_acked(30)
+        promoted = inject(ctx, "promote_replica", faults.promote_replica)
+        w.wait_ok(30)
     assert promoted.members == [old_replica]
     assert ctx.stash["undos"][0] == ("timescaledb.rebuild_replica", {"member": old_primary})
     loss = no_acknowledged_write_lost(ctx)
@@ -229,16 +179,16 @@ def test_lagging_replica_failover_loses_writes_only_when_async(
 ) -> None:
     target = LocalTarget(state, _settings(synchronous))
     target.deployment("timescaledb").up()  # switches the running stack's mode
-    ctx = make_ctx(target, "timescaledb-replica-lag-failover")
+    ctx = make_ctx(target, "timescaledb-replica-lag-failover", slo=SLO)
     _, replica = primary_and_replica(target)
     with Writer(ctx) as w:
-        w.wait_acked(20)
-        inject(ctx, faults.pause_walreceiver)
+        w.wait_ok(20)
+        inject(ctx, "pause_walreceiver", faults.pause_walreceiver)
         time.sleep(1.5)  # test pacing: let the replica fall behind under load
-        inject(ctx, faults.kill_primary)
+        inject(ctx, "kill_primary", faults.kill_primary)
         repair.resume_walreceiver(ctx, member=replica)
-        inject(ctx, faults.promote_replica)
-        w.wait_acked(20)
+        inject(ctx, "promote_replica", faults.promote_replica)
+        w.wait_ok(20)
     loss = no_acknowledged_write_lost(ctx)
     rto = recovered_within_slo(ctx, from_fault="kill_primary")
     print(f"\nlagging replica, {'sync' if synchronous else 'async'}: {loss.summary}; "
@@ -254,9 +204,9 @@ def test_lagging_replica_failover_loses_writes_only_when_async(
 
 
 def test_rebuild_replica_restores_a_streaming_replica(target: LocalTarget) -> None:
-    ctx = make_ctx(target)
+    ctx = make_ctx(target, slo=SLO)
     _, replica = primary_and_replica(target)
-    inject(ctx, faults.kill_member, member=replica)
+    inject(ctx, "kill_member", faults.kill_member, member=replica)
     assert probes.replica_streaming(ctx) is False
     assert probes.ready(ctx) is False
     result = repair.rebuild_replica(ctx, member=replica)
@@ -268,13 +218,13 @@ def test_rebuild_replica_restores_a_streaming_replica(target: LocalTarget) -> No
 
 
 def test_pitr_restores_exactly_the_rows_before_the_target(target: LocalTarget) -> None:
-    ctx = make_ctx(target, "timescaledb-pitr-restore")
+    ctx = make_ctx(target, "timescaledb-pitr-restore", slo=SLO)
     backup.base_backup(ctx)
     with Writer(ctx) as w:
-        w.wait_acked(40)
+        w.wait_ok(40)
         backup.mark_restore_point(ctx)
-        w.wait_acked(40)
-        restored = inject(ctx, backup.restore_pitr)
+        w.wait_ok(40)
+        restored = inject(ctx, "restore_pitr", backup.restore_pitr)
     result = checks.pitr_matches_target(ctx)
     print(f"\nPITR: {restored.summary}; {result.summary}; {result.measurements}")
     assert result.verdict is Verdict.PASS, result
@@ -290,7 +240,7 @@ def test_pitr_restores_exactly_the_rows_before_the_target(target: LocalTarget) -
 
 
 def test_pitr_check_fails_when_acknowledged_rows_are_missing(target: LocalTarget) -> None:
-    ctx = make_ctx(target, "timescaledb-pitr-early")
+    ctx = make_ctx(target, "timescaledb-pitr-early", slo=SLO)
     client = sequenced_writes(ctx)
     ctx.workloads[WORKLOAD] = client
     backup.base_backup(ctx)
