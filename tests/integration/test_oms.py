@@ -225,7 +225,9 @@ def test_without_circuit_breaker_the_check_fails(state: Path) -> None:
         result = run_breaker(broken, "no-breaker")
         assert result.verdict is Verdict.FAIL, result
         assert "the breaker never opened" in result.evidence["problems"]
-        assert int(result.measurements["orders_timed_out"] or 0) > 0
+        # Nothing rejects fast without a breaker. (How many orders time out rather than fail
+        # depends on whether a frozen call held a pooled connection: not asserted.)
+        assert result.measurements["fast_rejections"] == 0
     finally:
         variant(state)
 
