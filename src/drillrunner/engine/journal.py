@@ -1,7 +1,9 @@
 """The run's journal: append-only JSON Lines, fsync'd per event, each line hash-chained.
 
-Every line carries `prev`, the SHA-256 of the previous line's bytes, so an edit, a removed
-or an inserted line breaks the chain. It is the single source every report is rendered from.
+Every line carries `seq` (the line's own counter: 0, 1, 2, ... without gaps) and `prev`, the
+SHA-256 of the previous line's bytes, so an edit, a removed or an inserted line breaks the
+chain. The hash of the last line (`final_hash`) is what a bundle's signature binds. It is the
+single source every report is rendered from.
 """
 
 from __future__ import annotations
@@ -19,16 +21,8 @@ from typing import Any
 from drillrunner.engine.redact import redact
 
 GENESIS = "0" * 64
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, set | frozenset):
-        return sorted(obj)
-    return str(obj)
+# Written by the journal itself: an event's payload may not override them.
+RESERVED = frozenset({"seq", "event", "mono", "wall", "prev"})
 
 
 class Journal:
@@ -45,6 +39,10 @@ class Journal:
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for the run
 
     def append(self, event: str, **data: Any) -> dict[str, Any]:
+        clash = RESERVED.intersection(data)
+        if clash:
+            raise ValueError(f"journal event {event!r}: payload keys {sorted(clash)} are "
+                             "reserved for the journal's own fields")
         with self._lock:
             record = {
                 "seq": self._seq,
@@ -54,7 +52,7 @@ class Journal:
                 "prev": self._prev,
                 **redact(data),
             }
-            line = json.dumps(record, default=_default, separators=(",", ":")).encode()
+            line = json.dumps(record, separators=(",", ":")).encode()  # redact made it JSON
             self._file.write(line + b"\n")
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -74,8 +72,18 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def final_hash(path: Path) -> str:
+    """SHA-256 of the journal's last line (what the next line's `prev` would be); GENESIS
+    for an empty journal."""
+    last = None
+    with open(path, "rb") as f:
+        for raw in f:
+            last = raw.rstrip(b"\n")
+    return GENESIS if last is None else hashlib.sha256(last).hexdigest()
+
+
 def verify_chain(path: Path) -> list[str]:
-    """Problems with the hash chain (empty when intact)."""
+    """Problems with the hash chain and the line counter (empty when intact)."""
     problems = []
     prev = GENESIS
     with open(path, "rb") as f:
@@ -87,7 +95,11 @@ def verify_chain(path: Path) -> list[str]:
                 problems.append(f"line {n}: not JSON")
                 prev = hashlib.sha256(line).hexdigest()
                 continue
-            if rec.get("prev") != prev:
+            if not isinstance(rec, dict):
+                problems.append(f"line {n}: not a JSON object")
+            elif rec.get("prev") != prev:
                 problems.append(f"line {n}: hash chain broken (edited, inserted or removed line)")
+            elif rec.get("seq") != n - 1:
+                problems.append(f"line {n}: seq {rec.get('seq')!r}, expected {n - 1}")
             prev = hashlib.sha256(line).hexdigest()
     return problems

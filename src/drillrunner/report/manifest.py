@@ -1,4 +1,6 @@
-"""MANIFEST.sha256 over every file of a bundle, and its verification."""
+"""MANIFEST.sha256 over every file of a bundle, and its verification.
+
+SIGNATURE is the one file the manifest does not list: it signs the manifest."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from pathlib import Path
 from drillrunner.engine.journal import verify_chain
 
 NAME = "MANIFEST.sha256"
+SIGNATURE = "SIGNATURE"
+JOURNAL = "journal.jsonl"
+_UNLISTED = frozenset({NAME, SIGNATURE})  # top-level only: artifacts/SIGNATURE is listed
 
 
 def _digest(path: Path) -> str:
@@ -19,8 +24,8 @@ def _digest(path: Path) -> str:
 
 
 def _files(bundle: Path) -> list[str]:
-    return sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*")
-                  if p.is_file() and p.name != NAME)
+    rels = (p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+    return sorted(rel for rel in rels if rel not in _UNLISTED)
 
 
 def write_manifest(bundle: Path) -> Path:
@@ -33,24 +38,31 @@ def write_manifest(bundle: Path) -> Path:
 def verify(bundle: Path) -> list[str]:
     """Every change, missing or added file, and any break in the journal's hash chain."""
     manifest = bundle / NAME
-    if not manifest.is_file():
-        return [f"{NAME} is missing"]
+    problems = [] if manifest.is_file() else [f"{NAME} is missing"]
+    if not problems:
+        problems += _verify_listed(bundle, manifest.read_bytes().decode("utf-8", "replace"))
+    journal = bundle / JOURNAL
+    if not journal.is_file():
+        problems.append(f"{JOURNAL} is missing: nothing binds the reports to a run")
+    else:
+        problems += [f"{JOURNAL} {p}" for p in verify_chain(journal)]
+    return problems
+
+
+def _verify_listed(bundle: Path, manifest: str) -> list[str]:
     listed: dict[str, str] = {}
     problems = []
-    for n, line in enumerate(manifest.read_text().splitlines(), 1):
+    for n, line in enumerate(manifest.splitlines(), 1):
         digest, sep, rel = line.partition("  ")
-        if not sep or len(digest) != 64:
-            problems.append(f"{NAME} line {n}: malformed")
+        if not sep or len(digest) != 64 or rel in listed:
+            problems.append(f"{NAME} line {n}: malformed or listed twice")
             continue
         listed[rel] = digest
     present = set(_files(bundle))
     for rel, digest in sorted(listed.items()):
-        if rel not in present:
+        if rel not in present:  # checked first: a listed path outside the bundle is never read
             problems.append(f"missing: {rel}")
         elif _digest(bundle / rel) != digest:
             problems.append(f"changed: {rel}")
     problems += [f"added: {rel}" for rel in sorted(present - set(listed))]
-    journal = bundle / "journal.jsonl"
-    if journal.is_file():
-        problems += [f"journal.jsonl {p}" for p in verify_chain(journal)]
     return problems

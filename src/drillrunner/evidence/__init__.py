@@ -1,0 +1,1 @@
+"""Evidence authenticity: the key that signs bundles, signing and verifying them."""
