@@ -24,7 +24,8 @@ def ready(ctx: RunContext) -> bool:
 @fault("noop.fault", undo="noop.undo")
 def noop_fault(ctx: RunContext) -> FaultResult:
     ctx.will_undo("noop.undo")
-    return FaultResult(summary="nothing done")
+    # It measures its own (empty) outage, so the scenario has a recovery to judge.
+    return FaultResult(summary="nothing done", measurements={"rto_seconds": 0.0})
 
 
 @action("noop.undo")

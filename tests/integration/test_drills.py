@@ -48,12 +48,51 @@ def test_scenario_passes_on_a_sound_stack(drill_stack: Path, tmp_path: Path, nam
     assert s["outcome"] == "passed", s
     assert code == 0
     m = s["measurements"]
+    assert m["outage_observed"] is True, m  # the fault was seen to take effect
     assert m["lost_acknowledged_writes"] == 0
     assert m["acknowledged_writes"] > 0 or name in NO_WRITES
-    assert m["rto_seconds"] is not None and 0 <= m["rto_seconds"] < 60
+    assert m["rto_seconds"] is not None and 0 < m["rto_seconds"] < 60
     assert m["rto_error_seconds"] is not None and m["rto_error_seconds"] >= 0
+    assert all(c["verdict"] == "PASS" for c in s["checks"])
     bundle = next(tmp_path.glob("*/"))
     assert main(["verify", str(bundle)]) == 0
+
+
+def test_an_unrestorable_backup_fails_the_pitr_drill(drill_stack: Path, tmp_path: Path) -> None:
+    """WAL archiving pointed at /bin/true from outside: the archiver reports success and
+    keeps nothing, so the restore cannot reach its target. That is the failure the PITR
+    drill exists to find: `failed` and C08 FAIL, never an error."""
+    from drillrunner.services.timescaledb import sql
+    from drillrunner.services.timescaledb.ops import pg_ops
+    from drillrunner.services.timescaledb.roles import the_primary
+    from drillrunner.targets.local.target import LocalTarget
+
+    target = LocalTarget(drill_stack)
+    dsn = pg_ops(target).dsn(the_primary(target).name)
+    _set_archive_command(dsn, "/bin/true")
+    try:
+        code, summary = run_drill(tmp_path, "timescaledb-pitr-restore")
+    finally:
+        _set_archive_command(dsn, None)
+    assert sql.fetch_value(dsn, "SHOW archive_command") != "/bin/true"
+    s = _scenario(summary, "timescaledb-pitr-restore")
+    assert s["outcome"] == "failed" and code == 1, s
+    check = next(c for c in s["checks"] if c["name"] == "timescaledb.pitr_matches_target")
+    assert check["verdict"] == "FAIL" and "could not be restored" in check["summary"]
+    assert s["measurements"]["rto_seconds"] is None
+    assert s["measurements"]["rto_exceeds_seconds"] is not None
+    assert summary["claims"]["C08-backup-restore"] == "FAIL"
+
+
+def _set_archive_command(dsn: str, command: str | None) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if command is None:
+            conn.execute("ALTER SYSTEM RESET archive_command")
+        else:
+            conn.execute(f"ALTER SYSTEM SET archive_command = '{command}'")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def test_async_replication_loses_acknowledged_writes(drill_stack: Path, tmp_path: Path) -> None:

@@ -49,6 +49,43 @@ def break_it(ctx: RunContext, lose_writes: bool = False, outage: Duration = 0.3)
     return FaultResult(summary="broken")
 
 
+@fault("fake.no_effect", undo="fake.fix")
+def no_effect(ctx: RunContext) -> FaultResult:
+    """A fault the workload never notices."""
+    ctx.will_undo("fake.fix")
+    _t(ctx).log.append("no-effect")
+    return FaultResult(summary="nothing happened")
+
+
+@fault("fake.break_undo", undo="fake.fix_fails")
+def break_undo(ctx: RunContext) -> FaultResult:
+    """A short outage whose undo fails."""
+    ctx.will_undo("fake.fix_fails")
+    _t(ctx).log.append("break")
+    _t(ctx).up = False
+    ctx.stash["heal_at"] = time.monotonic() + 0.2
+    return FaultResult(summary="broken")
+
+
+@fault("fake.measured_restore", undo="fake.fix", disrupts=0)
+def measured_restore(ctx: RunContext, seconds: Duration | None = 0.5) -> FaultResult:
+    """A restore that measures its own RTO (None: it never finished)."""
+    ctx.will_undo("fake.fix")
+    _t(ctx).log.append("restore")
+    return FaultResult(summary="restored", measurements={"rto_seconds": seconds,
+                                                         "rto_error_seconds": 0.01})
+
+
+@fault("fake.unreadable", undo="fake.fix")
+def unreadable(ctx: RunContext) -> FaultResult:
+    """A short outage after which the store cannot be read back."""
+    ctx.will_undo("fake.fix")
+    _t(ctx).up = False
+    _t(ctx).unreadable = True
+    ctx.stash["heal_at"] = time.monotonic() + 0.2
+    return FaultResult(summary="broken")
+
+
 @fault("fake.interrupt_me", undo="fake.fix")
 def interrupt_me(ctx: RunContext) -> FaultResult:
     ctx.will_undo("fake.fix")
@@ -96,6 +133,18 @@ def fix(ctx: RunContext) -> FaultResult:
     return FaultResult(summary="fixed")
 
 
+@action("fake.fix_fails")
+def fix_fails(ctx: RunContext) -> FaultResult:
+    """Fails until the target is repaired (`repaired = True`), as a member that will not
+    come back until someone fixes it."""
+    if getattr(_t(ctx), "repaired", False):
+        _t(ctx).log.append("fix")
+        _t(ctx).up = True
+        return FaultResult(summary="fixed")
+    _t(ctx).log.append("fix-failed")
+    raise RuntimeError("the member would not come back")
+
+
 @action("fake.note")
 def note(ctx: RunContext, text: str) -> FaultResult:
     _t(ctx).log.append(text)
@@ -115,6 +164,8 @@ class Client:
         t.store.add(seq)
 
     def read_back(self, seqs: Collection[int]) -> set[int]:
+        if getattr(_t(self.ctx), "unreadable", False):
+            raise ConnectionError("OFFSET_NOT_AVAILABLE")
         return set(seqs) & _t(self.ctx).store
 
     def close(self) -> None:

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ workload:
   - fake.writes: {{rate: 100/s}}
 faults:
 {faults}
-recovery: {{timeout: 5s, settle: 200ms}}
+recovery: {{timeout: 5s, stable: 500ms}}
 verify:
 {verify}
 rollback:
@@ -42,9 +43,11 @@ class Phases:
 
 
 def run(tmp_path: Path, faults: str, verify: str = DEFAULT_VERIFY, target: FakeTarget | None = None,
-        dry_run: bool = False):  # type: ignore[no-untyped-def]
+        dry_run: bool = False, text: Callable[[str], str] = lambda t: t
+        ):  # type: ignore[no-untyped-def]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "s.yaml"
-    path.write_text(SCENARIO.format(faults=faults, verify=verify))
+    path.write_text(text(SCENARIO.format(faults=faults, verify=verify)))
     doc, problems = load(path)
     assert doc is not None and not problems and not check_actions(doc, CATALOG)
     target = target or FakeTarget()
@@ -135,3 +138,88 @@ def test_scenario_deadline_ends_as_error_and_rolls_back(tmp_path: Path) -> None:
     assert target.log == ["hang", "fix", "rollback"]  # not swallowed by `except Exception`
     events = [e["event"] for e in read(journal.path)]
     assert "undo-done" in events and "rollback-done" in events
+
+
+def test_a_fault_without_observable_effect_is_inconclusive_never_passed(tmp_path: Path) -> None:
+    res, *_ = run(tmp_path, "  - fake.no_effect: {}")
+    assert res.outcome is Outcome.INCONCLUSIVE
+    assert "no observable effect" in res.reason
+    assert res.measurements["outage_observed"] is False
+    assert res.measurements["rto_seconds"] is None  # never an RTO of 0
+
+
+def test_never_recovering_fails_even_without_an_slo_check(tmp_path: Path) -> None:
+    res, *_ = run(tmp_path, "  - fake.break_it: {outage: 60s}",
+                  verify="  - check: no_acknowledged_write_lost")
+    assert res.outcome is Outcome.FAILED
+    assert "never recovered" in res.reason
+    assert res.measurements["rto_seconds"] is None
+    assert res.measurements["rto_exceeds_seconds"] >= 4.5
+
+
+def test_rto_beyond_the_slo_fails_when_no_check_lists_it(tmp_path: Path) -> None:
+    res, *_ = run(tmp_path, "  - fake.break_it: {outage: 1200ms}",
+                  verify="  - check: no_acknowledged_write_lost",
+                  text=lambda t: t.replace("slo: {rto: 5s}", "slo: {rto: 1s}"))
+    assert res.outcome is Outcome.FAILED
+    names = [n for n, _ in res.checks]
+    assert "recovered_within_slo" in names  # implied by slo.rto
+    assert "exceeds the SLO of 1s" in res.reason
+
+
+def test_a_failed_undo_fails_the_scenario_and_stays_pending(tmp_path: Path) -> None:
+    from drillrunner.engine.recover import pending_undos
+
+    res, _, _, events = run(tmp_path, "  - fake.break_undo: {}")
+    assert res.outcome is Outcome.FAILED
+    assert res.undo_failures == ["fake.fix_fails"]
+    assert "undo failed" in res.reason
+    assert "undo-failed" in events
+    assert [u.action for u in pending_undos(tmp_path / "journal.jsonl")] == ["fake.fix_fails"]
+
+
+def test_rollback_steps_are_journaled_before_the_faults_and_replayable(tmp_path: Path) -> None:
+    from drillrunner.engine.recover import pending_undos
+
+    res, _, _, events = run(tmp_path, "  - fake.break_it: {}")
+    assert res.outcome is Outcome.PASSED, res.reason
+    assert events.index("undo-intent") < events.index("fault-invoke")
+    assert pending_undos(tmp_path / "journal.jsonl") == []
+
+
+def test_an_unreadable_store_makes_the_loss_unknown_and_fails(tmp_path: Path) -> None:
+    res, *_ = run(tmp_path, "  - fake.unreadable: {}")
+    assert res.outcome is Outcome.FAILED
+    assert res.measurements["lost_acknowledged_writes"] == "unknown"
+    assert "OFFSET_NOT_AVAILABLE" in res.measurements["lost_unknown_reason"]
+
+
+def test_a_fault_measured_rto_and_a_restore_that_never_finished(tmp_path: Path) -> None:
+    def measured(t: str) -> str:
+        return t.replace("recovery: {timeout: 5s, stable: 500ms}",
+                         "recovery: {timeout: 5s, stable: 500ms, expect_outage: false, "
+                         "rto_from: fake.measured_restore}")
+
+    res, *_ = run(tmp_path, "  - fake.measured_restore: {seconds: 500ms}", text=measured)
+    assert res.outcome is Outcome.PASSED, res.reason
+    assert res.measurements["rto_seconds"] == 0.5
+    assert res.measurements["rto_source"] == "fake.measured_restore"
+    res, *_ = run(tmp_path / "b", "  - fake.measured_restore: {seconds: null}", text=measured)
+    assert res.outcome is Outcome.FAILED and "never recovered" in res.reason
+
+
+def test_each_check_keeps_its_own_measurements(tmp_path: Path) -> None:
+    res, *_ = run(tmp_path, "  - fake.break_it: {lose_writes: true}")
+    assert res.measurements["sources"]["lost_acknowledged_writes"] == \
+        "no_acknowledged_write_lost"
+    assert res.measurements["sources"]["rto_seconds"] == "engine"
+    slo = dict(res.checks)["recovered_within_slo"]
+    assert "lost_acknowledged_writes" not in slo.measurements
+
+
+def test_the_journal_seq_counts_every_line(tmp_path: Path) -> None:
+    run(tmp_path, "  - fake.break_it: {}")
+    assert [e["seq"] for e in read(tmp_path / "journal.jsonl")] == list(
+        range(sum(1 for _ in read(tmp_path / "journal.jsonl"))))
+    ops = [e for e in read(tmp_path / "journal.jsonl") if e["event"] == "op"]
+    assert ops and all("op_seq" in e for e in ops)

@@ -14,7 +14,7 @@ from drillrunner.audit.model import Finding, Resource
 from drillrunner.audit.registry import Rule, RuleResult, all_rules, evaluate
 
 __all__ = ["AuditInputError", "Finding", "Resource", "Rule", "RuleResult", "all_rules",
-           "audit_paths", "evaluate", "journal_events", "load_paths"]
+           "audit_paths", "citations", "evaluate", "journal_events", "load_paths"]
 
 
 def audit_paths(paths: Sequence[str]) -> tuple[list[Resource], list[RuleResult]]:
@@ -29,3 +29,13 @@ def journal_events(results: Sequence[RuleResult]) -> list[dict[str, Any]]:
     """The `audit-rule` events' payloads, one per rule, for the run's journal."""
     return [{"rule": r.rule.name, "claims": list(r.rule.claims), "verdict": r.verdict.value,
              "findings": [f.to_json() for f in r.findings]} for r in results]
+
+
+def citations() -> dict[str, list[str]]:
+    """claim id -> every audit rule that cites it (a claim passes only when all of them ran
+    and passed)."""
+    cited: dict[str, list[str]] = {}
+    for rule in all_rules():
+        for claim in rule.claims:
+            cited.setdefault(claim, []).append(rule.name)
+    return {claim: sorted(rules) for claim, rules in sorted(cited.items())}

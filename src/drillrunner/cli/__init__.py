@@ -6,7 +6,15 @@ import sys
 
 import typer
 
-from drillrunner.cli import audit_cmds, catalog_cmds, cluster_cmds, run_cmds, stack_cmds
+from drillrunner.cli import (
+    audit_cmds,
+    catalog_cmds,
+    claims_cmds,
+    cluster_cmds,
+    evidence_cmds,
+    run_cmds,
+    stack_cmds,
+)
 from drillrunner.errors import DrillError, ExitCode, InvalidInput
 
 app = typer.Typer(
@@ -15,8 +23,9 @@ app = typer.Typer(
         "Chaos and disaster-recovery drills against a real stack (PostgreSQL/TimescaleDB, "
         "Redis...). Runs scenarios that inject real faults, measures recovery from the "
         "client's view, and writes an evidence bundle under reports/<run-id>/.\n\n"
-        "Exit codes: 0 passed, 1 failed (or baseline not met), 2 invalid input or usage, "
-        "3 inconclusive or error, 130 interrupted."
+        "Exit codes: 1 if anything failed (a check, the recovery, an undo, or the baseline), "
+        "else 130 if interrupted, else 3 if inconclusive or an error, else 0; 2 is invalid "
+        "input or usage."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -26,6 +35,8 @@ app = typer.Typer(
 )
 catalog_cmds.register(app)
 run_cmds.register(app)
+evidence_cmds.register(app)
+claims_cmds.register(app)
 audit_cmds.register(app)
 app.add_typer(stack_cmds.app, name="stack")
 app.add_typer(cluster_cmds.app, name="cluster")

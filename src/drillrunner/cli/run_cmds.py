@@ -8,17 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from drillrunner.errors import ExitCode, StackError, UsageError
-
-OUTCOME_EXIT = {
-    "passed": ExitCode.PASSED,
-    "failed": ExitCode.FAILED,
-    "baseline-not-met": ExitCode.FAILED,
-    "aborted": ExitCode.FAILED,
-    "inconclusive": ExitCode.INCONCLUSIVE,
-    "error": ExitCode.INCONCLUSIVE,
-    "interrupted": ExitCode.INTERRUPTED,
-}
+from drillrunner.errors import StackError, UsageError
 
 
 def _git_commit(root: Path) -> str:
@@ -75,14 +65,30 @@ def _bundle_dir(out: Path, run_id: str) -> Path:
     return bundle
 
 
-def _audit_events(root: Path, paths: list[str] | None, skip: bool) -> list[dict[str, Any]]:
-    """`audit-rule` events of the static audit (`drill audit`) for the run's journal."""
+def _audit_events(root: Path, paths: list[str] | None, skip: bool
+                  ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The manifests the static audit (`drill audit`) read, and its `audit-rule` events."""
     default = root / "deploy" / "k8s"
     if skip or (not paths and not default.is_dir()):
-        return []
+        return [], []
     from drillrunner.audit import audit_paths, journal_events
 
-    return journal_events(audit_paths(paths or [str(default)])[1])
+    read = paths or [str(default)]
+    shown = [_relative(Path(p), root) for p in read]
+    return shown, journal_events(audit_paths(read)[1])
+
+
+def _audit_citations() -> dict[str, list[str]]:
+    from drillrunner.audit import citations
+
+    return citations()
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def _recover_command(target: str, context: str | None) -> str:
@@ -111,8 +117,19 @@ def run(
         "--audit", metavar="PATH", help="Manifests whose static audit feeds the claim "
         "matrix (repeatable; default: deploy/k8s of the project when it exists).")] = None,
     no_audit: Annotated[bool, typer.Option("--no-audit", help="Skip the static audit.")] = False,
+    sign_key: Annotated[Path | None, typer.Option(
+        "--sign-key", metavar="FILE", help="Ed25519 private key that signs the bundle (a "
+        "team key; default: $DRILL_SIGNING_KEY, else one created on first use under "
+        "~/.config/drillrunner/).")] = None,
+    no_sign: Annotated[bool, typer.Option(
+        "--no-sign", help="Do not sign the bundle: drill verify can then only check its "
+        "integrity, not who made it.")] = False,
 ) -> None:
-    """Run scenarios or drills and write an evidence bundle under reports/<run-id>/."""
+    """Run scenarios or drills and write a signed evidence bundle under reports/<run-id>/.
+
+    Exit code: 1 if any scenario failed (a check failed, it never recovered within its
+    timeout, an undo failed, or its baseline was not met), else 130 if interrupted, else 3
+    if any was inconclusive or hit an error, else 0."""
     import secrets
     from datetime import UTC, datetime
 
@@ -120,6 +137,7 @@ def run(
     from drillrunner.engine.actions import Catalog
     from drillrunner.engine.journal import Journal
     from drillrunner.engine.lock import TargetLock
+    from drillrunner.engine.outcome import EXIT, run_outcome
     from drillrunner.engine.runner import Runner
     from drillrunner.engine.verdicts import Outcome
     from drillrunner.model.library import Library
@@ -129,7 +147,8 @@ def run(
     root = project_root()
     catalog = Catalog.load()
     docs = Library(root).resolve(refs, catalog)
-    audits = _audit_events(root, audit, no_audit)  # before the lock: unreadable input exits 2
+    manifests, audits = _audit_events(root, audit, no_audit)  # unreadable input exits 2
+    signer = None if no_sign else _signer(sign_key)  # before the lock: a bad key exits 2
     from drillrunner.targets.kind.select import open_target
 
     tgt = open_target(target, context)  # kind: refuses a context off the allow-list first
@@ -147,13 +166,20 @@ def run(
         raise
     journal = Journal(bundle / "journal.jsonl")
     outcomes: list[Outcome] = []
+    pending = False
     try:
-        registry = Library(root).registry()
+        lib = Library(root)
+        registry = lib.registry()
         journal.append("run-start", run_id=run_id, target=tgt.name, pid=os.getpid(),
                        scenarios=[d.path.stem for d in docs], dry_run=dry_run,
                        environment=_environment(tgt, root),
                        claims_registry=[c.model_dump() for c in registry.claims]
-                       if registry else [])
+                       if registry else [],
+                       claim_citations=lib.claim_citations(), audit_manifests=manifests,
+                       audit_citations=_audit_citations(),
+                       signing=None if signer is None else {
+                           "algorithm": "ed25519", "fingerprint": signer.fingerprint,
+                           "public_key": signer.public_key_b64})
         for event in audits:
             journal.append("audit-rule", **event)
         with Display() as display:
@@ -161,32 +187,50 @@ def run(
             with runner.signals():
                 for doc in docs:
                     outcomes.append(runner.run_scenario(doc).outcome)
-                    if runner.interrupted:
+                    if runner.interrupted or runner.undo_pending:
                         break
-        outcome = Outcome.worst(outcomes)
-        journal.append("run-end", run_id=run_id, outcome=outcome.value)
+            pending = runner.undo_pending
+        skipped = [d.path.stem for d in docs[len(outcomes):]]
+        if skipped:
+            journal.append("scenarios-skipped", scenarios=skipped,
+                           reason="an undo failed" if pending else "interrupted")
+        outcome = run_outcome(outcomes, runner.interrupted)
+        journal.append("run-end", run_id=run_id, outcome=outcome.value,
+                       exit_code=int(EXIT[outcome]), undo_pending=pending)
     finally:
         journal.close()
-        lock.release()
+        if pending:  # a failed undo keeps the lock until drill recover replays it
+            lock.keep("an undo failed")
+        else:
+            lock.release()
     from drillrunner.report.artifacts import collect
 
     collect(tgt, bundle)
-    view = render_bundle(bundle)
+    view = render_bundle(bundle, signer=signer)
     _print_summary(view, bundle)
-    raise typer.Exit(int(OUTCOME_EXIT[view.outcome]))
+    if pending:
+        typer.echo(f"an undo failed and is still pending: run '{lock.recover}' before the "
+                   "next drill (the lock stays until then)", err=True)
+    raise typer.Exit(int(EXIT[Outcome(view.outcome)]))
+
+
+def _signer(key: Path | None) -> Any:
+    from drillrunner.evidence.signing import load_or_create_key
+
+    return load_or_create_key(key)
 
 
 def _print_summary(view: Any, bundle: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from drillrunner.report.view import lost_text, rto_text
+
     table = Table("scenario", "outcome", "RTO", "acked writes", "lost", title=view.run_id)
     for s in view.scenarios:
         m = s.measurements
-        rto = (f"{m['rto_seconds']:.3f}s ± {m.get('rto_error_seconds') or 0:.3f}s"
-               if m.get("rto_seconds") is not None else "n/a")
-        table.add_row(s.name, s.outcome, rto, str(m.get("acknowledged_writes", "n/a")),
-                      str(m.get("lost_acknowledged_writes", "n/a")))
+        table.add_row(s.name, s.outcome, rto_text(m), str(m.get("acknowledged_writes", "n/a")),
+                      lost_text(m))
     console = Console()
     console.print(table)
     for s in view.scenarios:
@@ -196,88 +240,19 @@ def _print_summary(view: Any, bundle: Path) -> None:
     console.print(f"evidence bundle: {bundle}")
 
 
-def report(bundle: Annotated[Path, typer.Argument(help="An evidence bundle folder.")]) -> None:
-    """Re-render every report of a bundle from its journal alone."""
-    from drillrunner.report.bundle import render_bundle
-
-    if not (bundle / "journal.jsonl").is_file():
-        raise UsageError(f"{bundle}: no journal.jsonl (not an evidence bundle)")
-    render_bundle(bundle)
-    typer.echo(f"re-rendered {bundle}")
-
-
-def verify(bundle: Annotated[Path, typer.Argument(help="An evidence bundle folder.")]) -> None:
-    """Check a bundle against its MANIFEST.sha256 and its journal's hash chain.
-
-    Exit 0 when intact, 1 when any file was changed, removed or added.
-    """
-    from drillrunner.report.manifest import verify as verify_bundle
-
-    if not bundle.is_dir():
-        raise UsageError(f"{bundle}: no such folder")
-    problems = verify_bundle(bundle)
-    for p in problems:
-        typer.echo(p)
-    if problems:
-        typer.echo(f"{bundle}: NOT intact ({len(problems)} problem(s))")
-        raise typer.Exit(int(ExitCode.FAILED))
-    typer.echo(f"{bundle}: intact")
-
-
-def claims(
-    bundle: Annotated[Path | None, typer.Argument(
-        help="Bundle whose verdicts to show (default: the newest under reports/).")] = None,
+def recover(
+    target: TargetOpt = "local",
+    context: ContextOpt = None,
+    sign_key: Annotated[Path | None, typer.Option(
+        "--sign-key", metavar="FILE", help="The key the run was signed with, when it was "
+        "not the local one: the bundle is signed again after the replay.")] = None,
 ) -> None:
-    """The claim matrix: each claim of the review, what tests it, and its last verdict."""
-    from rich.console import Console
-    from rich.table import Table
+    """Undo the faults of a drill that died (kill -9, power loss) or whose undo failed, and
+    clear its lock.
 
-    from drillrunner.model.library import Library
-    from drillrunner.model.loader import load
-    from drillrunner.model.scenario import Scenario
-    from drillrunner.paths import project_root
-    from drillrunner.report.claims import claim_rows
-    from drillrunner.report.view import load_run
-
-    root = project_root()
-    lib = Library(root)
-    registry = lib.registry()
-    if registry is None:
-        raise UsageError("drills/claims.yaml is missing or invalid: run 'drill validate'")
-    tests: dict[str, list[str]] = {c.id: [] for c in registry.claims}
-    for path in lib.files():
-        doc, _ = load(path)
-        if doc is not None and isinstance(doc.model, Scenario):
-            for cited in doc.model.metadata.claims:
-                tests.setdefault(cited, []).append(doc.model.metadata.name)
-    from drillrunner.audit import all_rules
-
-    for audit_rule in all_rules():  # static audit rules test claims too
-        for cited in audit_rule.claims:
-            tests.setdefault(cited, []).append(f"audit:{audit_rule.name}")
-    if bundle is None:
-        found = sorted((root / "reports").glob("*/journal.jsonl"))
-        bundle = found[-1].parent if found else None
-    verdicts = {}
-    if bundle is not None and not (bundle / "journal.jsonl").is_file():
-        raise UsageError(f"{bundle}: no journal.jsonl (not an evidence bundle)")
-    if bundle is not None:
-        verdicts = {r.id: (r.verdict.value, r.why) for r in claim_rows(load_run(bundle))}
-    table = Table("claim", "tested by", "last verdict", "why",
-                  title=f"claims (verdicts from {bundle or 'no run yet'})")
-    for claim in registry.claims:
-        verdict, why = verdicts.get(claim.id, ("UNKNOWN", "not run"))
-        if not tests[claim.id]:
-            verdict, why = "UNKNOWN", "untested: no scenario or audit rule cites it"
-        table.add_row(claim.id, ", ".join(tests[claim.id]) or "untested", verdict, why)
-    Console().print(table)
-
-
-def recover(target: TargetOpt = "local", context: ContextOpt = None) -> None:
-    """Undo the faults of a drill that died (kill -9, power loss) and clear its lock.
-
-    Reads the dead run's journal, replays every undo that was not completed, newest first,
-    and journals what it did. Safe to run again: completed undos are not repeated. Give the
+    Reads the run's journal, replays every undo and rollback that was not completed, newest
+    first, and journals what it did; then renders the run's bundle again and signs it with
+    the key its journal names. Safe to run again: completed undos are not repeated. Give the
     same --target (and --context) the drill ran with.
     """
     from drillrunner.engine.actions import Catalog
@@ -295,12 +270,14 @@ def recover(target: TargetOpt = "local", context: ContextOpt = None) -> None:
         return
     tgt = open_target(target, context)
     pid = int(str(held.get("pid", 0)) or 0)
-    if pid and pid_alive(pid):
+    if pid and pid_alive(pid) and not held.get("ended"):
         raise StackError(f"the drill holding the lock (pid {pid}) is still running")
     journal = Path(str(held.get("journal", "")))
     results = replay(journal, tgt, Catalog.load()) if journal.is_file() else []
     for undo, status in results:
         typer.echo(f"{undo.scenario}: {undo.action} {undo.args}: {status}")
+    if journal.is_file():
+        _reseal(journal.parent, sign_key)
     if any(status.startswith("failed") for _, status in results):
         raise StackError("some undos failed; see above, fix the stack and run 'drill recover' "
                          "again")
@@ -309,9 +286,29 @@ def recover(target: TargetOpt = "local", context: ContextOpt = None) -> None:
                "lock cleared")
 
 
+def _reseal(bundle: Path, sign_key: Path | None) -> None:
+    """The replay appended to the run's journal: render its bundle again and sign it with
+    the key the journal names, so `drill verify` holds for the journal as it now is."""
+    from drillrunner.engine.journal import read
+    from drillrunner.evidence.keys import SigningKeyError
+    from drillrunner.report.bundle import render_bundle
+
+    start = next((e for e in read(bundle / "journal.jsonl") if e["event"] == "run-start"), {})
+    named = start.get("signing")
+    signer = None
+    if named:
+        try:
+            signer = _signer(sign_key)
+        except SigningKeyError as exc:
+            typer.echo(f"{bundle}: not signed again ({exc})", err=True)
+        if signer is not None and signer.fingerprint != named.get("fingerprint"):
+            typer.echo(f"{bundle}: not signed again: it was signed with "
+                       f"{named.get('fingerprint')}; give that key with --sign-key", err=True)
+            signer = None
+    render_bundle(bundle, signer)
+    typer.echo(f"bundle {bundle} rendered again" + (" and signed" if signer else ""))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(run)
-    app.command()(report)
-    app.command()(verify)
-    app.command()(claims)
     app.command()(recover)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from drillrunner.engine.actions import check
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.recovery import loss, recovery
-from drillrunner.engine.verdicts import CheckResult, Verdict
+from drillrunner.engine.history import OpStatus
+from drillrunner.engine.outcome import UNKNOWN
+from drillrunner.engine.recovery import loss
+from drillrunner.engine.verdicts import CheckResult, Measurement, Verdict
 from drillrunner.units import Duration
 
 
@@ -19,73 +21,63 @@ def fault_time(ctx: RunContext, from_fault: str | None) -> float | None:
 def recovered_within_slo(
     ctx: RunContext, rto: Duration | None = None, from_fault: str | None = None
 ) -> CheckResult:
-    """Client-view RTO of every workload is within the SLO (default: the scenario's slo.rto)."""
+    """The scenario's RTO, as the engine measured it (the client's unavailability, or the
+    time a restore or restart took), is within the SLO (default: the scenario's slo.rto).
+    `from_fault` names the fault whose invocation the fault-to-recovery time is taken from."""
     limit = rto if rto is not None else ctx.slo.get("rto")
-    t_fault = fault_time(ctx, from_fault)
-    if t_fault is None:
-        return CheckResult(verdict=Verdict.UNKNOWN, summary="no fault was injected")
+    rec = ctx.recovery
+    if rec is None:
+        return CheckResult(verdict=Verdict.UNKNOWN, summary="no recovery was measured")
     if limit is None:
         return CheckResult(verdict=Verdict.UNKNOWN, summary="no RTO limit given (slo.rto)")
-    names = ctx.history.workloads()
-    if not names:
-        return CheckResult(verdict=Verdict.UNKNOWN, summary="no workload observed the service")
-    worst = None
-    evidence: dict[str, object] = {"t_fault": t_fault}
-    for name in names:
-        r = recovery(ctx.history.ops(name), t_fault)
-        evidence[name] = {
-            "recovered": r.recovered,
-            "outage_observed": r.outage_observed,
-            "rto_seconds": r.rto_seconds,
-            "rto_error_seconds": r.rto_error_seconds,
-            "failed_ops": r.failed_ops,
-        }
-        if worst is None or not r.recovered or (
-            worst.recovered and (r.rto_seconds or 0) > (worst.rto_seconds or 0)
-        ):
-            worst = r
-    assert worst is not None
-    measurements = {
-        "rto_seconds": worst.rto_seconds,
-        "rto_error_seconds": worst.rto_error_seconds,
-        "unavailable_seconds": worst.unavailable_seconds,
-    }
-    if not worst.recovered:
-        return CheckResult(
-            verdict=Verdict.FAIL,
-            summary=f"the workload never recovered after the fault (SLO {limit:g}s)",
-            evidence=evidence,
-            measurements=measurements,
-        )
-    assert worst.rto_seconds is not None
-    ok = worst.rto_seconds <= limit
-    return CheckResult(
-        verdict=Verdict.PASS if ok else Verdict.FAIL,
-        summary=(
-            f"RTO {worst.rto_seconds:.3f}s ± {worst.rto_error_seconds or 0:.3f}s "
-            f"{'within' if ok else 'exceeds'} the SLO of {limit:g}s"
-        ),
-        evidence=evidence,
-        measurements=measurements,
-    )
+    measurements = rec.measurements()
+    t_named = fault_time(ctx, from_fault)
+    if from_fault is not None and t_named is not None and rec.recovered_at is not None:
+        measurements["fault_to_recovery_seconds"] = round(rec.recovered_at - t_named, 4)
+    evidence = {"source": rec.source, "workloads": rec.per_workload, "slo_seconds": limit}
+
+    def result(verdict: Verdict, summary: str) -> CheckResult:
+        return CheckResult(verdict=verdict, summary=summary, evidence=evidence,
+                           measurements=measurements)
+
+    if rec.outage_observed is None:
+        return result(Verdict.UNKNOWN, "no operation completed after the fault: the recovery "
+                                       "was not observed")
+    if not rec.recovered:
+        return result(Verdict.FAIL, f"never recovered: {rec.describe()} (SLO {limit:g}s)")
+    if rec.rto_seconds is None:
+        return result(Verdict.PASS, f"no outage observed: every operation after the fault "
+                                    f"succeeded (SLO {limit:g}s)")
+    ok = rec.rto_seconds <= limit
+    return result(Verdict.PASS if ok else Verdict.FAIL,
+                  f"{rec.describe()} {'within' if ok else 'exceeds'} the SLO of {limit:g}s")
 
 
 @check("no_acknowledged_write_lost")
 def no_acknowledged_write_lost(ctx: RunContext, allowed: int | None = None) -> CheckResult:
-    """Every acknowledged write of every workload is read back from the store."""
+    """Every acknowledged write of every workload is read back from the store. A loss that
+    cannot be read back is unknown, and fails: the SLO bounds what nobody could count."""
     limit = allowed if allowed is not None else int(ctx.slo.get("lost_acknowledged_writes", 0))
     if not ctx.workloads:
         return CheckResult(verdict=Verdict.UNKNOWN, summary="no workload wrote anything")
-    acked = lost = failed_present = 0
+    acked = lost = 0
+    unreadable: list[str] = []
     evidence: dict[str, object] = {}
     spans: list[float] = []
     for name, client in ctx.workloads.items():
         ops = ctx.history.ops(name)
-        present = client.read_back({o.seq for o in ops})
+        acked_here = sum(1 for o in ops if o.status is OpStatus.OK)
+        try:
+            present = client.read_back({o.seq for o in ops})
+        except Exception as exc:
+            reason = f"{name}: the read-back failed: {type(exc).__name__}: {exc}"[:300]
+            unreadable.append(reason)
+            acked += acked_here
+            evidence[name] = {"acknowledged": acked_here, "lost": UNKNOWN, "reason": reason}
+            continue
         r = loss(ops, present)
         acked += r.acknowledged
         lost += len(r.lost)
-        failed_present += r.failed_but_present
         if r.span_seconds is not None:
             spans.append(r.span_seconds)
         evidence[name] = {
@@ -95,11 +87,17 @@ def no_acknowledged_write_lost(ctx: RunContext, allowed: int | None = None) -> C
             "lost_span_seconds": r.span_seconds,
             "failed_writes_present": r.failed_but_present,
         }
-    measurements = {
+    measurements: dict[str, Measurement] = {
         "acknowledged_writes": acked,
-        "lost_acknowledged_writes": lost,
+        "lost_acknowledged_writes": UNKNOWN if unreadable else lost,
         "lost_span_seconds": max(spans) if spans else 0.0,
     }
+    if unreadable:
+        measurements["lost_unknown_reason"] = "; ".join(unreadable)
+        return CheckResult(
+            verdict=Verdict.FAIL, evidence=evidence, measurements=measurements,
+            summary=f"lost writes unknown ({len(unreadable)} workload(s) could not be read "
+                    f"back; allowed {limit}): " + "; ".join(unreadable))
     if acked == 0:
         return CheckResult(
             verdict=Verdict.UNKNOWN,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drillrunner.engine.history import History, WorkloadClient
+from drillrunner.engine.outcome import ScenarioRecovery
+from drillrunner.engine.schedule import WorkloadThread
 from drillrunner.targets.base import Target
 
 Recorder = Callable[..., object]
@@ -16,7 +18,10 @@ Recorder = Callable[..., object]
 @dataclass
 class RunContext:
     """Per-scenario state. `stash` passes values between steps (a backup's path, a restore
-    target time); `workloads` holds the running workload clients by name."""
+    target time); `workloads` holds the workload clients by name and `threads` the running
+    workloads, whether the scenario's `workload:` or a step started them: the engine stops
+    every one before the checks and judges the recovery on all of them. `recovery` is the
+    scenario's recovery as the engine measured it, set before the checks run."""
 
     target: Target
     scenario: str
@@ -26,6 +31,8 @@ class RunContext:
     stash: dict[str, Any] = field(default_factory=dict)
     workloads: dict[str, WorkloadClient] = field(default_factory=dict)
     slo: dict[str, Any] = field(default_factory=dict)
+    threads: list[WorkloadThread] = field(default_factory=list)
+    recovery: ScenarioRecovery | None = None
     _undo_sink: Callable[[str, dict[str, Any]], None] | None = None
 
     def will_undo(self, action: str, **args: Any) -> None:
@@ -33,3 +40,11 @@ class RunContext:
         if self._undo_sink is None:
             raise RuntimeError("will_undo is only available while a fault runs")
         self._undo_sink(action, args)
+
+    def start_workload(self, name: str, client: WorkloadClient, rate: float) -> WorkloadThread:
+        """Run `client` at `rate` in the background into the history, as a workload."""
+        thread = WorkloadThread(name, client, rate, self.history, self.record)
+        self.workloads[name] = client
+        self.threads.append(thread)
+        thread.start()
+        return thread

@@ -41,6 +41,10 @@ class TargetLock:
         except FileExistsError:
             held = self.holder(self.path.parent) or {}
             pid = int(str(held.get("pid", 0)) or 0)
+            if held.get("ended"):
+                raise LockHeld(
+                    f"drill run {held.get('run_id')} left an undo pending ({held.get('ended')}); "
+                    f"run '{self.recover}' to replay it and clear the lock") from None
             if pid and pid_alive(pid):
                 raise LockHeld(
                     f"another drill (pid {pid}, run {held.get('run_id')}) is running on this "
@@ -56,3 +60,9 @@ class TargetLock:
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def keep(self, why: str) -> None:
+        """The run is over but the lock stays (an undo failed): say so, so that `drill
+        recover` need not wait for the run's process to exit."""
+        held = self.holder(self.path.parent) or {}
+        self.path.write_text(json.dumps({**held, "ended": why}))

@@ -29,7 +29,7 @@ def pending_undos(journal: Path) -> list[PendingUndo]:
         key = (ev.get("scenario", ""), ev.get("undo_id", -1))
         if ev["event"] == "undo-intent":
             intents[key] = PendingUndo(key[0], key[1], ev["action"], ev.get("args", {}))
-        elif ev["event"] == "undo-done":
+        elif ev["event"] in ("undo-done", "rollback-done"):
             done.add(key)
     return [u for k, u in intents.items() if k not in done]
 

@@ -4,65 +4,95 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
 from drillrunner.engine.history import Op, OpStatus
 
 
 @dataclass(frozen=True)
 class Recovery:
-    """RTO = first lasting success - fault invoked; the true recovery instant lies between
-    the last observed failure and that success, so their distance is the error bar."""
+    """The client's unavailability after a fault, from one workload's operations.
 
+    The outage starts with the first operation that failed or did not complete (a stall
+    ends as unknown), or at the fault if that operation was already in flight; it ends when
+    the first success of a run that lasted `stable` seconds was acknowledged (an operation
+    that stalled through the outage and then succeeded started inside it, so its completion,
+    not its start, is when the service answered again). The RTO is their distance.
+
+    The error bar brackets the truth. The outage began after the last success before it
+    was sent (its answer may have been produced before the fault yet read after it) and
+    after the fault; it ended after the last failure was sent (an operation that timed out
+    may have met a service already back but slow to answer) and before the success was
+    acknowledged. The RTO is off by at most the wider of those two gaps."""
+
+    t_fault: float
+    ops_after_fault: int
     outage_observed: bool
     recovered: bool
     rto_seconds: float | None
     rto_error_seconds: float | None
-    unavailable_seconds: float | None
+    rto_exceeds_seconds: float | None  # never recovered: the RTO is more than this
+    outage_start: float | None
+    recovered_at: float | None
     failed_ops: int
-    first_failure: float | None
-    last_failure: float | None
-    first_lasting_success: float | None
+    unknown_ops: int
+
+    @property
+    def fault_to_recovery_seconds(self) -> float | None:
+        return None if self.recovered_at is None else self.recovered_at - self.t_fault
 
 
-def recovery(ops: Sequence[Op], t_fault: float) -> Recovery:
-    """Recovery of one workload's ops (one client thread, so ordered) after `t_fault`."""
-    after = sorted((o for o in ops if o.completed >= t_fault), key=lambda o: o.invoked)
+def recovery(ops: Sequence[Op], t_fault: float, stable: float = 0.0,
+             min_ops: int = 1) -> Recovery:
+    """Recovery of one workload after `t_fault` (see Recovery). Operations are taken in the
+    order they completed, so concurrent clients of one workload are judged together."""
+    before = [o for o in ops if o.completed < t_fault and o.status is OpStatus.OK]
+    after = sorted((o for o in ops if o.completed >= t_fault), key=lambda o: o.completed)
     bad = [o for o in after if o.status is not OpStatus.OK]
+    counts = {"failed_ops": sum(o.status is OpStatus.FAIL for o in bad),
+              "unknown_ops": sum(o.status is OpStatus.UNKNOWN for o in bad)}
     if not bad:
-        gaps = [b.completed - a.completed for a, b in pairwise(after)]
-        # No operation failed: any outage was shorter than the widest gap between ops.
-        err = max(gaps, default=None)
-        return Recovery(False, True, 0.0, err, 0.0, 0, None, None, None)
+        lasted = _lasted(after, stable, min_ops)
+        return Recovery(t_fault, len(after), False, lasted, None, None, None, None, None,
+                        **counts)
+    first_bad = min(bad, key=lambda o: o.invoked)
+    start = max(first_bad.invoked, t_fault)
     last_bad = bad[-1]
-    later_ok = [o for o in after if o.invoked >= last_bad.completed and o.status is OpStatus.OK]
-    if not later_ok:
-        return Recovery(
-            True, False, None, None, None, len(bad), bad[0].invoked, last_bad.completed, None
-        )
-    first_ok = later_ok[0]
-    rto = first_ok.completed - t_fault
+    later = [o for o in after if o.completed > last_bad.completed]
+    if not _lasted(later, stable, min_ops):
+        seen_until = after[-1].completed
+        return Recovery(t_fault, len(after), True, False, None, None,
+                        max(0.0, seen_until - start), start, None, **counts)
+    first_ok = later[0]
+    ok_before = [o.invoked for o in before + after
+                 if o.status is OpStatus.OK and o.completed <= first_bad.invoked]
+    began_after = max([t_fault, *ok_before])
+    start_gap = max(0.0, start - began_after)
+    end_gap = first_ok.completed - max(o.invoked for o in bad)
     return Recovery(
-        outage_observed=True,
-        recovered=True,
-        rto_seconds=rto,
-        rto_error_seconds=first_ok.completed - last_bad.completed,
-        unavailable_seconds=first_ok.completed - bad[0].invoked,
-        failed_ops=len(bad),
-        first_failure=bad[0].invoked,
-        last_failure=last_bad.completed,
-        first_lasting_success=first_ok.completed,
+        t_fault, len(after), True, True,
+        rto_seconds=first_ok.completed - start,
+        rto_error_seconds=max(start_gap, end_gap),
+        rto_exceeds_seconds=None,
+        outage_start=start,
+        recovered_at=first_ok.completed,
+        **counts,
     )
 
 
-def lasting_success(ops: Sequence[Op], since: float, min_ops: int, min_seconds: float) -> bool:
-    """True once the newest run of successes after `since` is long enough to call it up."""
-    run: list[Op] = []
-    for op in sorted((o for o in ops if o.invoked >= since), key=lambda o: o.invoked):
-        run = [*run, op] if op.status is OpStatus.OK else []
-    if len(run) < min_ops:
+def _lasted(run: Sequence[Op], stable: float, min_ops: int) -> bool:
+    """`run` (all successes, in completion order) covers `stable` seconds and `min_ops`."""
+    if len(run) < max(1, min_ops):
         return False
-    return run[-1].completed - run[0].invoked >= min_seconds
+    return run[-1].completed - run[0].completed >= stable
+
+
+def lasting_success(ops: Sequence[Op], since: float, min_ops: int, min_seconds: float) -> bool:
+    """True once the newest run of successes after `since` is long enough to call it up
+    (the same rule `recovery` applies afterwards, so the two never disagree)."""
+    run: list[Op] = []
+    for op in sorted((o for o in ops if o.invoked >= since), key=lambda o: o.completed):
+        run = [*run, op] if op.status is OpStatus.OK else []
+    return _lasted(run, min_seconds, min_ops)
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from drillrunner.engine import checks as engine_checks
 from drillrunner.engine.actions import ActionKind, Catalog
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import FaultEvent, History
 from drillrunner.engine.journal import Journal
+from drillrunner.engine.outcome import (
+    LASTING_OPS,
+    Observed,
+    ScenarioRecovery,
+    from_fault,
+    from_workloads,
+    judge,
+    scenario_measurements,
+)
 from drillrunner.engine.recovery import lasting_success
-from drillrunner.engine.schedule import WorkloadThread
 from drillrunner.engine.verdicts import CheckResult, FaultResult, Measurement, Outcome, Verdict
 from drillrunner.model.loader import Document
 from drillrunner.model.scenario import ActionStep, ProbeStep, Scenario
@@ -30,10 +39,10 @@ from drillrunner.targets.base import Target
 from drillrunner.units import parse_rate
 from drillrunner.waiting import WaitTimeout, poll_until
 
-CONTRACT = ("rto_seconds", "rto_error_seconds", "acknowledged_writes", "lost_acknowledged_writes")
 STEADY_GRACE = 15.0  # a previous scenario's rollback may still be settling
 WARMUP_OPS = 3
 RESTORE_TIMEOUT = 90.0
+SLO_CHECK = "recovered_within_slo"
 
 
 class Phase(StrEnum):
@@ -69,10 +78,11 @@ class ScenarioResult:
     outcome: Outcome = Outcome.INCONCLUSIVE
     reason: str = ""
     checks: list[tuple[str, CheckResult]] = field(default_factory=list)
-    measurements: dict[str, Measurement] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
     started: float = 0.0
     ended: float = 0.0
     faults_injected: int = 0
+    undo_failures: list[str] = field(default_factory=list)
 
 
 class _Baseline(Exception):
@@ -84,6 +94,7 @@ class _Undo:
     action: str
     args: dict[str, Any]
     id: int
+    rollback: bool = False  # a scenario's rollback step, journaled before the faults
 
 
 class Runner:
@@ -106,6 +117,7 @@ class Runner:
         self.interrupted = False
         self._alarm = False  # SIGALRM enforces the scenario's deadline (main thread only)
         self._phase = Phase.PREFLIGHT
+        self._undo_failed = False
 
     # -- signals --------------------------------------------------------------------------
     @contextmanager
@@ -155,20 +167,19 @@ class Runner:
         name = s.metadata.name
         res = ScenarioResult(name, s.metadata.title, list(s.metadata.claims))
         res.started = time.monotonic()
-        history = History()
         ctx = RunContext(
             target=self.target,
             scenario=name,
-            history=history,
+            history=History(),
             record=lambda event, **data: self.journal.append(event, scenario=name, **data),
             slo={"rto": s.slo.rto, "lost_acknowledged_writes": s.slo.lost_acknowledged_writes},
         )
         undos: list[_Undo] = []
-        threads: list[WorkloadThread] = []
         self.journal.append("scenario-start", scenario=name, file=str(doc.path),
                             title=s.metadata.title, claims=s.metadata.claims,
-                            slo=s.slo.model_dump(mode="json"), dry_run=self.dry_run)
-        fault_measurements: dict[str, Measurement] = {}
+                            slo=s.slo.model_dump(mode="json"), dry_run=self.dry_run,
+                            recovery=s.recovery.model_dump(mode="json"))
+        measured: dict[str, dict[str, Measurement]] = {}  # fault name -> its measurements
         attempted = 0  # steps started, even if they raised: their effects must be undone
         self._arm(s.timeout)
         try:
@@ -178,25 +189,28 @@ class Runner:
                 res.outcome, res.reason = Outcome.INCONCLUSIVE, "dry run: nothing injected"
                 return res
             self._enter(name, Phase.WORKLOAD)
-            threads = self._start_workloads(ctx, s)
-            self._warm_up(ctx, threads)
+            undos += self._rollback_intents(ctx, s)
+            self._start_workloads(ctx, s)
+            self._warm_up(ctx)
             for step in s.faults:
-                self._check_workloads(threads)
+                self._check_workloads(ctx)
                 self._enter(name, Phase.FAULTS, step.name)
                 if step.after:
                     self._pause(step.after, f"{step.after:g}s before {step.name}")
                 attempted += 1
-                fm = self._inject(ctx, step, undos)
-                fault_measurements.update(fm)
+                measured[step.name] = self._inject(ctx, step, undos)
                 res.faults_injected += 1
             self._enter(name, Phase.RECOVERY)
-            self._wait_recovery(ctx, s, threads)
-            self._stop_workloads(ctx, threads)
+            waited = self._wait_recovery(ctx, s)
+            self._stop_workloads(ctx)
+            ctx.recovery = self._recovery(ctx, s, measured, waited)
             self._enter(name, Phase.CHECKS)
             res.checks = self._checks(ctx, s)
             self._enter(name, Phase.STEADY_STATE_AFTER)
             after_ok = self._steady_state_after(ctx, s.steady_state)
-            res.outcome, res.reason = _judge(res, after_ok)
+            res.outcome, res.reason = judge(Observed(
+                res.faults_injected, res.checks, ctx.recovery, s.recovery.timeout,
+                s.recovery.expect_outage, [], after_ok))
         except _Baseline as exc:
             res.outcome, res.reason = Outcome.BASELINE_NOT_MET, str(exc)
         except Interrupted as exc:
@@ -215,21 +229,44 @@ class Runner:
                                 traceback=traceback.format_exc(limit=8))
         finally:
             self._arm(0)  # rollback is not bound by the deadline: it must finish
-            self._stop_workloads(ctx, threads)
-            restored = self._rollback(ctx, s, undos, attempted > 0)
-            if not restored and res.outcome not in (Outcome.INTERRUPTED,):
-                res.outcome = Outcome.worst([res.outcome, Outcome.ERROR])
-                res.reason = (res.reason + "; " if res.reason else "") + (
-                    "the stack did not return to its steady state after rollback")
+            self._stop_workloads(ctx)
+            restored = self._rollback(ctx, s, undos, attempted > 0, res)
+            self._settle_outcome(res, restored)
             for client in ctx.workloads.values():
                 _quietly(client.close)
             res.ended = time.monotonic()
-            res.measurements = _measurements(res, fault_measurements)
+            rec = ctx.recovery or ScenarioRecovery(None, None, False)
+            res.measurements = scenario_measurements(rec, res.checks, res.ended - res.started)
             self.journal.append(
                 "scenario-end", scenario=name, outcome=res.outcome.value, reason=res.reason,
-                measurements=res.measurements, seconds=res.ended - res.started)
+                measurements=res.measurements, seconds=res.ended - res.started,
+                undo_failures=res.undo_failures,
+                recovery_detail=rec.per_workload)
             self.observer.phase(name, Phase.DONE, res.outcome.value)
         return res
+
+    @property
+    def undo_pending(self) -> bool:
+        """An undo or rollback failed: the stack is not as it was, so no further scenario
+        may run and the lock stays until `drill recover` has replayed it."""
+        return self._undo_failed
+
+    def _settle_outcome(self, res: ScenarioResult, restored: bool) -> None:
+        """A failed undo fails the scenario (whatever else it found); a stack that did not
+        come back to its steady state is an error unless the scenario already failed."""
+        if res.undo_failures and res.outcome is not Outcome.INTERRUPTED:
+            note = ("undo failed (still pending; run drill recover): "
+                    + ", ".join(res.undo_failures))
+            if res.outcome is Outcome.FAILED:
+                res.reason = f"{res.reason}; {note}"
+            else:
+                res.outcome, res.reason = Outcome.FAILED, f"failed: {note}" + (
+                    f" (before that: {res.outcome.value}: {res.reason})" if res.reason else "")
+        if not restored and res.outcome is not Outcome.INTERRUPTED:
+            if res.outcome is not Outcome.FAILED:
+                res.outcome = Outcome.ERROR
+            res.reason = (res.reason + "; " if res.reason else "") + (
+                "the stack did not return to its steady state after rollback")
 
     # -- phases ---------------------------------------------------------------------------
     def _probe(self, ctx: RunContext, step: ProbeStep) -> tuple[bool, Any]:
@@ -263,36 +300,42 @@ class Runner:
         """Observed, not awaited: a failover may leave a replica missing until rollback."""
         return self._probes_hold(ctx, steps, "steady-state-after")
 
-    def _start_workloads(self, ctx: RunContext, s: Scenario) -> list[WorkloadThread]:
-        threads = []
+    def _rollback_intents(self, ctx: RunContext, s: Scenario) -> list[_Undo]:
+        """The scenario's rollbacks are journaled as pending undos before anything is
+        injected (the oldest, so replayed last), so `drill recover` runs them too."""
+        out = []
+        for i, step in enumerate(s.rollback):
+            undo = _Undo(step.name, step.args, i, rollback=True)
+            self.journal.append("undo-intent", scenario=ctx.scenario, undo_id=undo.id,
+                                fault=None, action=step.name, args=step.args, rollback=True)
+            out.append(undo)
+        return out
+
+    def _start_workloads(self, ctx: RunContext, s: Scenario) -> None:
         for step in s.workload:
             spec = self.catalog.get(step.name)
             assert spec is not None
             args = {k: v for k, v in step.args.items() if k != "rate"}
             rate = parse_rate(step.args.get("rate", 20))
             client = spec.call(ctx, spec.bind(args))
-            ctx.workloads[step.name] = client
-            t = WorkloadThread(step.name, client, rate, ctx.history, ctx.record)
             self.journal.append("workload-start", scenario=ctx.scenario, workload=step.name,
                                 rate=rate, args=args)
-            t.start()
-            threads.append(t)
-        return threads
+            ctx.start_workload(step.name, client, rate)
 
-    def _warm_up(self, ctx: RunContext, threads: list[WorkloadThread]) -> None:
+    def _warm_up(self, ctx: RunContext) -> None:
         def warm() -> bool:
-            self._check_workloads(threads)
+            self._check_workloads(ctx)
             return all(
                 sum(1 for o in ctx.history.ops(t.name) if o.status == "ok") >= WARMUP_OPS
-                for t in threads)
+                for t in ctx.threads)
 
         try:
             poll_until(warm, timeout=15.0, interval=0.02, what="the workload's first writes")
         except WaitTimeout:
             raise _Baseline("the workload could not write before any fault") from None
 
-    def _check_workloads(self, threads: list[WorkloadThread]) -> None:
-        for t in threads:
+    def _check_workloads(self, ctx: RunContext) -> None:
+        for t in ctx.threads:
             if t.error is not None:
                 raise RuntimeError(f"workload {t.name} crashed: {t.error!r}")
 
@@ -301,7 +344,8 @@ class Runner:
         self.journal.append("delay", seconds=seconds, what=what)
         time.sleep(seconds)
 
-    def _inject(self, ctx: RunContext, step: ActionStep, undos: list[_Undo]) -> dict[str, Any]:
+    def _inject(self, ctx: RunContext, step: ActionStep, undos: list[_Undo]
+                ) -> dict[str, Measurement]:
         spec = self.catalog.get(step.name)
         assert spec is not None
         bound = spec.bind(step.args)
@@ -333,65 +377,102 @@ class Runner:
                             t=returned, seconds=returned - invoked, result=data)
         return dict(data.get("measurements", {}))
 
-    def _wait_recovery(self, ctx: RunContext, s: Scenario, threads: list[WorkloadThread]) -> None:
+    def _wait_recovery(self, ctx: RunContext, s: Scenario) -> float:
+        """Poll until every workload has succeeded without a failure for `stable` seconds
+        and the recovery probes (without workloads: the steady state) have held as long.
+        Returns how long it waited; journals `recovered` or `recovery-timeout`."""
         faults = ctx.history.faults()
         since = faults[-1].returned if faults else time.monotonic()
-        settle = s.recovery.settle
-        min_ops = WARMUP_OPS
+        stable = s.recovery.stable
+        probes = s.recovery.probes or ([] if ctx.threads else s.steady_state)
+        held_since: list[float] = []
 
         def recovered() -> bool:
-            self._check_workloads(threads)
-            for t in threads:
-                if not lasting_success(ctx.history.ops(t.name), since, min_ops, settle):
+            self._check_workloads(ctx)
+            for t in ctx.threads:
+                if not lasting_success(ctx.history.ops(t.name), since, LASTING_OPS, stable):
                     return False
-            return not s.recovery.probes or self._probes_hold(ctx, s.recovery.probes,
-                                                               "recovery-probe")
+            if not probes:
+                return True
+            if not self._probes_hold(ctx, probes, "recovery-probe"):
+                held_since.clear()
+                return False
+            held_since[:] = held_since or [time.monotonic()]
+            return time.monotonic() - held_since[0] >= stable
 
         started = time.monotonic()
         try:
-            poll_until(recovered, timeout=s.recovery.timeout, interval=0.05,
-                       what="recovery")
+            poll_until(recovered, timeout=s.recovery.timeout, interval=0.05, what="recovery")
             self.journal.append("recovered", scenario=ctx.scenario,
-                                waited=time.monotonic() - started)
+                                waited=time.monotonic() - started, stable=stable)
         except WaitTimeout:
             self.journal.append("recovery-timeout", scenario=ctx.scenario,
                                 timeout=s.recovery.timeout)
+        return time.monotonic() - started
 
-    def _stop_workloads(self, ctx: RunContext, threads: list[WorkloadThread]) -> None:
-        for t in threads:
-            if t._thread.is_alive():
+    def _recovery(self, ctx: RunContext, s: Scenario, measured: dict[str, dict[str, Any]],
+                  waited: float) -> ScenarioRecovery:
+        faults = ctx.history.faults()
+        names = [t.name for t in ctx.threads]
+        if s.recovery.rto_from is not None:
+            workloads_ok = all(lasting_success(ctx.history.ops(n), faults[-1].returned,
+                                               LASTING_OPS, s.recovery.stable) for n in names)
+            return from_fault(s.recovery.rto_from, measured.get(s.recovery.rto_from, {}),
+                              s.recovery.timeout, workloads_ok)
+        t_fault = faults[0].invoked if faults else time.monotonic()
+        return from_workloads(ctx.history, names, t_fault, t_fault, s.recovery.stable,
+                              time.monotonic() - t_fault if waited else 0.0)
+
+    def _stop_workloads(self, ctx: RunContext) -> None:
+        for t in ctx.threads:
+            if t.running:
                 t.stop()
                 self.journal.append("workload-stop", scenario=ctx.scenario, workload=t.name,
                                     ops=len(ctx.history.ops(t.name)))
 
     def _checks(self, ctx: RunContext, s: Scenario) -> list[tuple[str, CheckResult]]:
+        steps = [(step.check, step.args) for step in s.verify]
+        if s.slo.rto is not None and SLO_CHECK not in {c for c, _ in steps}:
+            steps.append((SLO_CHECK, {}))  # slo.rto is always judged, listed or not
         out = []
-        for step in s.verify:
-            spec = self.catalog.get(step.check)
-            assert spec is not None
+        for name, args in steps:
+            spec = self.catalog.get(name)
             try:
-                result = spec.call(ctx, spec.bind(step.args))
+                if spec is None:  # a catalog without the engine's own checks (tests)
+                    result = engine_checks.recovered_within_slo(ctx)
+                else:
+                    result = spec.call(ctx, spec.bind(args))
                 if not isinstance(result, CheckResult):
                     raise TypeError(f"check returned {type(result).__name__}")
             except Exception as exc:
                 result = CheckResult(verdict=Verdict.UNKNOWN,
                                      summary=f"the check crashed: {type(exc).__name__}: {exc}")
-            self.journal.append("check", scenario=ctx.scenario, check=step.check,
+            self.journal.append("check", scenario=ctx.scenario, check=name,
+                                implied=(name, args) not in
+                                [(st.check, st.args) for st in s.verify],
                                 **result.model_dump(mode="json"))
-            out.append((step.check, result))
+            out.append((name, result))
         return out
 
-    def _rollback(self, ctx: RunContext, s: Scenario, undos: list[_Undo], injected: bool) -> bool:
-        """Undo every fault (newest first), run the rollbacks, then wait for steady state."""
-        if not (undos or injected):
+    def _rollback(self, ctx: RunContext, s: Scenario, undos: list[_Undo], injected: bool,
+                  res: ScenarioResult) -> bool:
+        """Undo every fault (newest first), run the rollbacks, then wait for steady state.
+        A failed undo stays pending in the journal and fails the scenario."""
+        if not (injected or any(not u.rollback for u in undos)):
+            for undo in undos:  # nothing was injected: the journaled rollbacks are moot
+                self.journal.append("undo-done", scenario=ctx.scenario, undo_id=undo.id,
+                                    action=undo.action, result={"summary": "not needed"})
             return True
         self._rolling_back = True
         try:
             self.observer.phase(ctx.scenario, Phase.ROLLBACK)
-            for undo in reversed(undos):
-                self._run_action(ctx, undo.action, undo.args, "undo", undo_id=undo.id)
-            for step in s.rollback:
-                self._run_action(ctx, step.name, step.args, "rollback")
+            ordered = ([u for u in reversed(undos) if not u.rollback]
+                       + [u for u in undos if u.rollback])
+            for undo in ordered:
+                kind = "rollback" if undo.rollback else "undo"
+                if not self._run_undo(ctx, undo, kind):
+                    res.undo_failures.append(undo.action)
+                    self._undo_failed = True
             try:
                 self._steady_state(ctx, s.steady_state, "steady-state-restored",
                                    RESTORE_TIMEOUT)
@@ -403,45 +484,21 @@ class Runner:
             if self._interrupt_pending:
                 self.interrupted = True
 
-    def _run_action(self, ctx: RunContext, name: str, args: dict[str, Any], kind: str,
-                    **extra: Any) -> None:
-        spec = self.catalog.get(name)
-        self.journal.append(f"{kind}-start", scenario=ctx.scenario, action=name, args=args,
-                            **extra)
+    def _run_undo(self, ctx: RunContext, undo: _Undo, kind: str) -> bool:
+        spec = self.catalog.get(undo.action)
+        self.journal.append(f"{kind}-start", scenario=ctx.scenario, action=undo.action,
+                            args=undo.args, undo_id=undo.id)
         try:
-            assert spec is not None, f"unknown action {name}"
-            result = spec.call(ctx, spec.bind(args))
-            data = result.model_dump(mode="json") if isinstance(result, FaultResult) else {}
-            self.journal.append(f"{kind}-done", scenario=ctx.scenario, action=name,
-                                result=data, **extra)
+            assert spec is not None, f"unknown action {undo.action}"
+            result = spec.call(ctx, spec.bind(undo.args))
         except Exception as exc:
-            self.journal.append(f"{kind}-failed", scenario=ctx.scenario, action=name,
-                                error=f"{type(exc).__name__}: {exc}", **extra)
-
-
-def _judge(res: ScenarioResult, after_ok: bool) -> tuple[Outcome, str]:
-    verdicts = [c.verdict for _, c in res.checks]
-    if res.faults_injected == 0:
-        return Outcome.INCONCLUSIVE, "nothing was injected"
-    if not verdicts:
-        return Outcome.INCONCLUSIVE, "nothing was checked"
-    failed = [n for n, c in res.checks if c.verdict is Verdict.FAIL]
-    if failed:
-        return Outcome.FAILED, "failed: " + ", ".join(failed)
-    unknown = [n for n, c in res.checks if c.verdict is Verdict.UNKNOWN]
-    if unknown:
-        return Outcome.INCONCLUSIVE, "no verdict from: " + ", ".join(unknown)
-    note = "" if after_ok else " (steady state deviated until rollback)"
-    return Outcome.PASSED, "every check passed" + note
-
-
-def _measurements(res: ScenarioResult, faults: dict[str, Measurement]) -> dict[str, Measurement]:
-    out: dict[str, Measurement] = {k: None for k in CONTRACT}
-    out.update(faults)
-    for _, check in res.checks:
-        out.update(check.measurements)
-    out["scenario_seconds"] = round(res.ended - res.started, 3)
-    return out
+            self.journal.append(f"{kind}-failed", scenario=ctx.scenario, action=undo.action,
+                                error=f"{type(exc).__name__}: {exc}", undo_id=undo.id)
+            return False
+        data = result.model_dump(mode="json") if isinstance(result, FaultResult) else {}
+        self.journal.append(f"{kind}-done", scenario=ctx.scenario, action=undo.action,
+                            result=data, undo_id=undo.id)
+        return True
 
 
 def _quietly(fn: Callable[[], Any]) -> None:

@@ -36,6 +36,10 @@ class WorkloadThread:
         self._stop.set()
         self._thread.join(timeout)
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         seq = 0
         next_at = time.monotonic()
@@ -52,7 +56,7 @@ class WorkloadThread:
                     status, error = OpStatus.FAIL, f"{type(exc).__name__}: {exc}"[:200]
                 op = Op(self.name, seq, invoked, time.monotonic(), status, error)
                 self.history.add_op(op)
-                self.record("op", workload=op.workload, seq=op.seq, invoked=op.invoked,
+                self.record("op", workload=op.workload, op_seq=op.seq, invoked=op.invoked,
                             completed=op.completed, status=op.status.value, error=op.error)
                 next_at = max(next_at + self.interval, time.monotonic() - self.interval)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))

@@ -15,20 +15,15 @@ class Verdict(StrEnum):
 
 
 class Outcome(StrEnum):
-    """Scenario and run outcomes, most severe first (the order is the precedence)."""
+    """Scenario and run outcomes (engine/outcome.py holds the rules that choose them)."""
 
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
+    FAILED = "failed"
     ABORTED = "aborted"
     BASELINE_NOT_MET = "baseline-not-met"
-    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
     INCONCLUSIVE = "inconclusive"
     PASSED = "passed"
-
-    @staticmethod
-    def worst(outcomes: list[Outcome]) -> Outcome:
-        order = list(Outcome)
-        return min(outcomes, key=order.index) if outcomes else Outcome.INCONCLUSIVE
 
 
 Measurement = float | int | str | None

@@ -184,7 +184,7 @@ def load(path: Path) -> tuple[Document | None, list[Problem]]:
         for err in exc.errors():
             loc = [e for e in err["loc"] if isinstance(e, str | int)]
             line, col = position(root, loc, at_key=err["type"] == "extra_forbidden")
-            msg = err["msg"].removeprefix("Value error, ")
+            msg = _message(err)
             out.append(Problem(str(path), line, col, f"{_loc_text(loc) or 'file'}: {msg}"))
         return None, out
     return Document(path, model, root), []
@@ -285,3 +285,10 @@ def _rate_problems(doc: Document, i: int, w: WorkloadStep) -> list[Problem]:
         line, col = doc.position(["workload", i, w.name, "rate"])
         return [Problem(str(doc.path), line, col, f"workload[{i}].{w.name}.rate: {exc}")]
     return []
+
+
+def _message(err: Any) -> str:
+    """pydantic's message, said the way a scenario author needs it."""
+    if err.get("type") == "too_short" and tuple(err.get("loc", ())) == ("faults",):
+        return "a scenario needs at least one fault: without one there is nothing to verify"
+    return str(err["msg"]).removeprefix("Value error, ")

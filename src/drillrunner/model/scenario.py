@@ -113,12 +113,33 @@ class Slo(Model):
     lost_acknowledged_writes: int = Field(default=0, ge=0)
 
 
+DEFAULT_STABLE = 3.0  # seconds of consecutive successes before a recovery counts
+
+
 class Recovery(Model):
-    """How the engine waits for recovery after the faults: polling, never sleeping."""
+    """How the engine waits for recovery after the faults: polling, never sleeping.
+
+    `stable`: the recovery must last this long (every operation of every workload
+    succeeding, the recovery probes holding) before it counts; a single success is not one.
+    `expect_outage`: the faults must show on the workload (failed or stalled operations),
+    else the scenario is inconclusive; false when the scenario expects no client-visible
+    outage (a restore into a separate member, a restart nobody is using).
+    `rto_from`: the RTO is measured by this fault (its `rto_seconds`: a restore's duration,
+    a restart until ready) instead of from the workload's unavailability."""
 
     timeout: Duration = Field(default=60.0, gt=0, le=3600)
-    settle: Duration = Field(default=1.0, ge=0, le=600)
+    stable: Duration = Field(default=DEFAULT_STABLE, ge=0.5, le=600)
+    expect_outage: bool = True
+    rto_from: str | None = Field(default=None, pattern=ACTION)
     probes: list[ProbeStep] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settle_renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "settle" in data:
+            raise ValueError("recovery.settle is now recovery.stable: how long the recovery "
+                             "must last (at least 0.5s; default 3s)")
+        return data
 
 
 class Scenario(Model):
@@ -133,10 +154,19 @@ class Scenario(Model):
     timeout: Duration = Field(default=DEFAULT_TIMEOUT, gt=0, le=86400)
     steady_state: list[ProbeStep] = Field(default_factory=list)
     workload: list[WorkloadStep] = Field(default_factory=list)
-    faults: list[ActionStep] = Field(default_factory=list)
+    # A scenario injects something: without a fault there is nothing to verify.
+    faults: list[ActionStep] = Field(min_length=1)
     recovery: Recovery = Field(default_factory=Recovery)
     verify: list[CheckStep] = Field(default_factory=list)
     rollback: list[ActionStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rto_from_a_fault(self) -> Scenario:
+        names = [f.name for f in self.faults]
+        if self.recovery.rto_from is not None and self.recovery.rto_from not in names:
+            raise ValueError(f"recovery.rto_from {self.recovery.rto_from!r} is not one of the "
+                             f"scenario's faults ({', '.join(names)})")
+        return self
 
 
 class DrillMetadata(Model):

@@ -72,7 +72,11 @@ def start(ctx: RunContext, member: str = "oms-0", timeout: Duration = 30.0,
     return FaultResult(summary=f"{what}; ready: {ready_after is not None}", members=[member],
                        measurements={"oms_start_seconds": round(seconds, 3),
                                      "oms_ready_seconds": None if ready_s is None
-                                     else round(ready_s, 3)})
+                                     else round(ready_s, 3),
+                                     # the start until /readyz: a restart scenario's RTO
+                                     "rto_seconds": None if ready_s is None
+                                     else round(ready_s, 3),
+                                     "rto_error_seconds": OBSERVE_INTERVAL})
 
 
 @fault("oms.restart_with", undo="oms.start")

@@ -14,14 +14,12 @@ import time
 from drillrunner.engine.actions import action, fault
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import Op, OpStatus, OpUnknown
-from drillrunner.engine.schedule import WorkloadThread
 from drillrunner.engine.verdicts import FaultResult
 from drillrunner.errors import ActionFailed
 from drillrunner.services.oms.workload import WORKLOAD, OrdersClient, orders
 from drillrunner.units import Duration, Rate
 from drillrunner.waiting import WaitTimeout, poll_until
 
-THREAD = "oms.orders_thread"
 WARMUP_OPS = 3
 
 
@@ -42,11 +40,10 @@ def _ok(ctx: RunContext) -> int:
 def start_orders(ctx: RunContext, rate: Rate = 20.0, timeout: Duration = 1.0,
                  warmup: Duration = 10.0) -> FaultResult:
     """Place sequence-numbered orders at `rate` in the background (recorded in the history
-    as workload oms.orders) and wait for the first acknowledged ones. Undo: stop."""
+    as workload oms.orders, stopped by the engine before the checks) and wait for the first
+    acknowledged ones. Undo: stop."""
     ctx.will_undo("oms.stop_orders")
-    thread = WorkloadThread(WORKLOAD, _client(ctx, timeout), rate, ctx.history, ctx.record)
-    ctx.stash[THREAD] = thread
-    thread.start()
+    ctx.start_workload(WORKLOAD, _client(ctx, timeout), rate)
     try:
         poll_until(lambda: _ok(ctx) >= WARMUP_OPS, timeout=warmup, interval=0.02,
                    what="the first accepted orders")
@@ -60,10 +57,11 @@ def start_orders(ctx: RunContext, rate: Rate = 20.0, timeout: Duration = 1.0,
 @action("oms.stop_orders")
 def stop_orders(ctx: RunContext) -> FaultResult:
     """Stop the background orders of oms.start_orders. Idempotent."""
-    thread = ctx.stash.pop(THREAD, None)
-    if thread is None:
+    running = [t for t in ctx.threads if t.name == WORKLOAD and t.running]
+    if not running:
         return FaultResult(summary="no background orders to stop")
-    thread.stop()
+    for thread in running:
+        thread.stop()
     return FaultResult(summary=f"stopped the orders after {len(ctx.history.ops(WORKLOAD))}")
 
 
@@ -87,7 +85,7 @@ def send_orders(ctx: RunContext, count: int = 20, rate: Rate = 20.0,
             status, error = OpStatus.FAIL, f"{type(exc).__name__}: {exc}"[:200]
         op = Op(WORKLOAD, seq, invoked, time.monotonic(), status, error)
         ctx.history.add_op(op)
-        ctx.record("op", workload=WORKLOAD, seq=seq, invoked=op.invoked,
+        ctx.record("op", workload=WORKLOAD, op_seq=seq, invoked=op.invoked,
                    completed=op.completed, status=status.value, error=error)
         counts[status] += 1
         next_at += 1.0 / rate

@@ -152,8 +152,8 @@ def snapshot_restored(ctx: RunContext, workload: str = "redis.sequenced_writes")
     measurements: dict[str, float | int | str | None] = {
         "acknowledged_writes": len(covered),
         "lost_acknowledged_writes": len(lost),
-        "rto_seconds": round(rto, 4),
-        "rto_error_seconds": restored["error_seconds"],
+        "restore_seconds": round(rto, 4),
+        "restore_error_seconds": restored["error_seconds"],
     }
     if not covered:
         return CheckResult(verdict=Verdict.UNKNOWN, measurements=measurements,

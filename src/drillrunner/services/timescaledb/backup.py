@@ -13,13 +13,15 @@ from drillrunner.errors import ActionFailed
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import PostgresOps, StagesRestore, pg_ops
 from drillrunner.services.timescaledb.roles import the_primary
+from drillrunner.targets.base import MemberRef
 from drillrunner.units import Duration
-from drillrunner.waiting import poll_until
+from drillrunner.waiting import WaitTimeout, poll_until
 
 # ctx.stash keys shared by these steps and the PITR check.
 BACKUP_KEY = "timescaledb.base_backup"
 RESTORE_POINT_KEY = "timescaledb.restore_point"
 RESTORE_SECONDS_KEY = "timescaledb.restore_seconds"
+RESTORE_FAILED_KEY = "timescaledb.restore_failed"
 # How often the restore is polled for readiness: the error bar of its duration.
 RESTORE_POLL_SECONDS = 0.05
 DOWN_GRACE_SECONDS = 5.0  # how long the restore member may look down before it failed
@@ -83,9 +85,8 @@ def mark_restore_point(ctx: RunContext) -> FaultResult:
 def restore_pitr(ctx: RunContext, timeout: Duration = 120.0) -> FaultResult:
     """Restore the base backup into member tsdb-pitr, replaying the WAL archive up to the
     marked restore point, then promote it. Measures the time until it accepts queries as a
-    primary."""
-    import psycopg
-
+    primary. A restore that fails (the member stops, or never gets there) is reported in
+    the result, with no RTO: the scenario then fails, as an unrestorable backup must."""
     backup = ctx.stash.get(BACKUP_KEY)
     point = ctx.stash.get(RESTORE_POINT_KEY)
     if backup is None or point is None:
@@ -99,37 +100,49 @@ def restore_pitr(ctx: RunContext, timeout: Duration = 120.0) -> FaultResult:
     # Archive what was written since, as an operator would before restoring.
     walfile = switch_and_archive(ops, the_primary(ctx.target).name)
     started = time.monotonic()
-    ops.restore_pitr(Path(backup), str(point["time"]))
-    down_since: list[float] = []
-
-    def promoted() -> bool:
-        if not ctx.target.is_running(member):
-            # A pod's readiness may blink while recovery is busy: only a member that
-            # stays down is a failed restore.
-            now = time.monotonic()
-            down_since[:] = down_since or [now]
-            if now - down_since[0] >= DOWN_GRACE_SECONDS:
-                raise ActionFailed(f"{member.name} stopped during recovery:\n"
-                                   f"{ctx.target.log_tail(member, 15)}")
-            return False
-        down_since.clear()
-        try:
-            return sql.fetch_value(ops.dsn(member.name), "SELECT pg_is_in_recovery()") is False
-        except psycopg.Error:
-            return False
-
-    poll_until(promoted, timeout=timeout, interval=RESTORE_POLL_SECONDS,
-               what=f"{member.name} to finish recovery")
+    detail = {"backup": backup, "target_time": point["time"], "archived_through": walfile,
+              "backup_staged_before_timing": staged}
+    try:
+        ops.restore_pitr(Path(backup), str(point["time"]))
+        down: list[float] = []
+        poll_until(lambda: _promoted(ctx, ops, member, down), timeout=timeout,
+                   interval=RESTORE_POLL_SECONDS, what=f"{member.name} to finish recovery")
+    except (ActionFailed, WaitTimeout) as exc:
+        # An unrestorable backup is the finding this fault exists for: evidence, not error.
+        failure = str(exc)[:2000]
+        ctx.stash[RESTORE_FAILED_KEY] = failure
+        return FaultResult(summary=f"restoring {member.name} to {point['time']} FAILED after "
+                           f"{time.monotonic() - started:.1f}s", members=[member.name],
+                           detail={**detail, "restore_failed": failure},
+                           measurements={"restore_seconds": None, "rto_seconds": None})
     seconds = round(time.monotonic() - started, 3)
     ctx.stash[RESTORE_SECONDS_KEY] = seconds
     return FaultResult(
         summary=f"restored {member.name} to {point['time']} in {seconds:.3f}s",
-        members=[member.name],
-        detail={"backup": backup, "target_time": point["time"], "archived_through": walfile,
-                "backup_staged_before_timing": staged},
-        measurements={"restore_seconds": seconds,
-                      "restore_error_seconds": RESTORE_POLL_SECONDS},
+        members=[member.name], detail=detail,
+        measurements={"restore_seconds": seconds, "rto_seconds": seconds,
+                      "rto_error_seconds": RESTORE_POLL_SECONDS},
     )
+
+
+def _promoted(ctx: RunContext, ops: PostgresOps, member: MemberRef,
+              down_since: list[float]) -> bool:
+    """The restored member accepts queries as a primary. A pod's readiness may blink while
+    recovery is busy: only a member that stays down is a failed restore."""
+    import psycopg
+
+    if not ctx.target.is_running(member):
+        now = time.monotonic()
+        down_since[:] = down_since or [now]
+        if now - down_since[0] >= DOWN_GRACE_SECONDS:
+            raise ActionFailed(f"{member.name} stopped during recovery:\n"
+                               f"{ctx.target.log_tail(member, 15)}")
+        return False
+    down_since.clear()
+    try:
+        return sql.fetch_value(ops.dsn(member.name), "SELECT pg_is_in_recovery()") is False
+    except psycopg.Error:
+        return False
 
 
 @action("timescaledb.remove_pitr_member")
