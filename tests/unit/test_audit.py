@@ -310,7 +310,8 @@ def test_audit_verdicts_feed_the_claim_matrix(tmp_path: Path) -> None:
                 ("C02-tls-ingress", "C10-egress-policy", "C08-backup-restore")]
     bundle = tmp_path / "bundle"
     journal = Journal(bundle / "journal.jsonl")
-    journal.append("run-start", run_id="r1", target="fake", claims_registry=registry)
+    journal.append("run-start", run_id="r1", target="fake", claims_registry=registry,
+                   claim_citations={})
     _, results = audit_paths([str(FIXTURES / "ingress-no-tls.yaml"), str(DEPLOY)])
     for event in journal_events(results):
         journal.append("audit-rule", **event)
@@ -321,7 +322,7 @@ def test_audit_verdicts_feed_the_claim_matrix(tmp_path: Path) -> None:
     assert rows["C02-tls-ingress"].tested_by == ["audit:ingress-tls"]
     assert "audit:ingress-tls (3 finding(s))" in rows["C02-tls-ingress"].why
     assert rows["C10-egress-policy"].verdict == "PASS"
-    assert rows["C08-backup-restore"].verdict == "UNKNOWN" and rows["C08-backup-restore"].untested
+    assert rows["C08-backup-restore"].verdict == "UNTESTED" and rows["C08-backup-restore"].untested
     render_bundle(bundle)
     summary = json.loads((bundle / "summary.json").read_text())
     assert summary["claims"]["C02-tls-ingress"] == "FAIL"

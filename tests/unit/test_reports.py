@@ -33,6 +33,7 @@ def make_bundle(tmp_path: Path, faults: str = "  - fake.break_it: {outage: 300ms
     assert doc is not None
     journal = Journal(bundle / "journal.jsonl")
     journal.append("run-start", run_id="r1", target="fake", claims_registry=REGISTRY,
+                   claim_citations={"C15-dr-drills": ["fake"]}, signing=None,
                    environment={"dsn": f"postgresql://app:{SECRET}@127.0.0.1/x"})
     res = Runner(FakeTarget(), CATALOG, journal, Phases()).run_scenario(doc)  # type: ignore[arg-type]
     journal.append("run-end", outcome=res.outcome.value)
@@ -47,10 +48,12 @@ def test_bundle_has_every_format_and_claim_verdicts(tmp_path: Path) -> None:
                  "MANIFEST.sha256"):
         assert (bundle / name).is_file(), name
     summary = json.loads((bundle / "summary.json").read_text())
-    assert summary["claims"] == {"C02-tls-ingress": "UNKNOWN", "C15-dr-drills": "PASS"}
+    assert summary["claims"] == {"C02-tls-ingress": "UNTESTED", "C15-dr-drills": "PASS"}
     assert summary["claims_untested"] == ["C02-tls-ingress"]
+    assert summary["claims_detail"]["C15-dr-drills"]["strength"] == "exercised"
     junit = (bundle / "junit.xml").read_text()
-    assert junit.count("<testcase") == 2 and "<failure" not in junit
+    # two checks and the scenario's outcome, then one case per claim
+    assert junit.count("<testcase") == 5 and "<failure" not in junit and "<error" not in junit
     assert "<svg" in (bundle / "report.html").read_text()
 
 
@@ -58,7 +61,9 @@ def test_failed_check_fails_the_claim_and_junit(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path, "  - fake.break_it: {lose_writes: true}")
     summary = json.loads((bundle / "summary.json").read_text())
     assert summary["claims"]["C15-dr-drills"] == "FAIL"
-    assert "<failure" in (bundle / "junit.xml").read_text()
+    junit = (bundle / "junit.xml").read_text()
+    assert '<testcase classname="fake" name="outcome">\n      <failure' in junit
+    assert '<testcase classname="claims" name="C15-dr-drills">\n      <failure' in junit
 
 
 def test_no_secret_reaches_any_file(tmp_path: Path) -> None:

@@ -33,25 +33,35 @@ class Library:
         return found
 
     def find(self, ref: str) -> Path:
-        """A path as given, else a scenario or drill of that name."""
+        """A path as given, else a scenario or drill of that name (never the claim registry)."""
         path = Path(ref)
         if path.suffix in (".yaml", ".yml") or "/" in ref:
             if not _exists(path):
                 raise UsageError(f"{ref}: no such file")
             return path
+        if ref == REGISTRY.removesuffix(".yaml"):
+            raise UsageError(_not_runnable(ref))
         for folder in (self.drill_dir, self.scenario_dir):
-            if ref == REGISTRY.removesuffix(".yaml"):
-                break
             for suffix in (".yaml", ".yml"):
                 if _exists(candidate := folder / f"{ref}{suffix}"):
                     return candidate
-        known = ", ".join(p.stem for p in self.files()) or "none"
+        known = ", ".join(p.stem for p in self.files() if p.name != REGISTRY) or "none"
         raise UsageError(f"unknown scenario or drill {ref!r} (known: {known})")
 
     def registry(self) -> ClaimRegistry | None:
         """The claim registry, or None when it is missing or invalid (validate says why)."""
         doc, _ = load(self.drill_dir / REGISTRY)
         return doc.model if doc is not None and isinstance(doc.model, ClaimRegistry) else None
+
+    def claim_citations(self) -> dict[str, list[str]]:
+        """claim id -> the names of every scenario of the library that cites it."""
+        cited: dict[str, list[str]] = {}
+        for path in self.files():
+            doc, _ = load(path)
+            if doc is not None and isinstance(doc.model, Scenario):
+                for claim in doc.model.metadata.claims:
+                    cited.setdefault(claim, []).append(doc.model.metadata.name)
+        return {claim: sorted(names) for claim, names in sorted(cited.items())}
 
     def documents(self, paths: list[Path], catalog: Any) -> tuple[list[Document], list[Problem]]:
         registry = self.registry()
@@ -77,6 +87,8 @@ class Library:
                 if isinstance(doc.model, Scenario):
                     out.append(doc)
                     continue
+                if isinstance(doc.model, ClaimRegistry):
+                    raise UsageError(_not_runnable(ref))
                 assert isinstance(doc.model, Drill)
                 for i, name in enumerate(doc.model.scenarios):
                     try:
@@ -91,6 +103,11 @@ class Library:
         if problems:
             raise InvalidInput([str(p) for p in problems])
         return out
+
+
+def _not_runnable(ref: str) -> str:
+    return (f"{ref!r} is the claim registry (drills/{REGISTRY}), not a scenario or drill: "
+            "nothing to run; 'drill claims' shows the claims and what tests them")
 
 
 def _exists(path: Path) -> bool:
