@@ -46,15 +46,21 @@ def help_rows(r: dict[str, Any]) -> list[Row]:
 
 
 def rto_rows(r: dict[str, Any]) -> list[Row]:
-    e = r["error_s"]
-    return [
-        ("RTO - true outage, mean", f"{(e['mean'] or 0) * 1000:+.2f} ms", ""),
-        (f"max |error| over {e['n']} reps", f"{(r['max_abs_error_s'] or 0) * 1000:.2f} ms",
-         "goal <= 20 ms: " + _goal(r["goal_met"])),
-        ("error bar drill reports, mean",
-         f"{(r['reported_error_bar_s']['mean'] or 0) * 1000:.1f} ms",
-         f"true recovery inside: {r['true_within_error_bar']}/{e['n']}"),
-    ]
+    """One block per outage case (a frozen Redis, a stalled synchronous commit)."""
+    rows: list[Row] = []
+    for name, c in (r.get("cases") or {"": r}).items():
+        e = c["error_s"]
+        label = f"{name}: " if name else ""
+        rows += [
+            (f"{label}RTO - true outage, mean", f"{(e['mean'] or 0) * 1000:+.2f} ms", ""),
+            (f"{label}max |error| over {e['n']} reps",
+             f"{(c['max_abs_error_s'] or 0) * 1000:.2f} ms",
+             "goal <= 20 ms: " + _goal(c["goal_met"])),
+            (f"{label}error bar drill reports, mean",
+             f"{(c['reported_error_bar_s']['mean'] or 0) * 1000:.1f} ms",
+             f"true outage inside: {c['true_within_error_bar']}/{e['n']}"),
+        ]
+    return rows
 
 
 def engine_rows(r: dict[str, Any]) -> list[Row]:
