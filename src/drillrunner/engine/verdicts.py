@@ -26,7 +26,7 @@ class Outcome(StrEnum):
     PASSED = "passed"
 
 
-Measurement = float | int | str | None
+Measurement = bool | int | float | str | None  # bool first: pydantic would make True 1.0
 
 
 class CheckResult(BaseModel):
