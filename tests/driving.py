@@ -8,9 +8,12 @@ from typing import Any, ClassVar
 
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import FaultEvent, History, OpStatus
+from drillrunner.engine.outcome import ScenarioRecovery, from_workloads
 from drillrunner.engine.recovery import lasting_success
 from drillrunner.engine.schedule import WorkloadThread
 from drillrunner.waiting import poll_until
+
+STABLE = 0.3  # seconds of successes in a row that count as recovered (tests keep it short)
 
 
 def make_ctx(target: Any, scenario: str = "test",
@@ -25,6 +28,28 @@ def make_ctx(target: Any, scenario: str = "test",
     ctx.stash["undos"] = undos
     ctx.stash["events"] = events
     return ctx
+
+
+def assert_outage_observed(history: History, workload: str) -> int:
+    """The fault had an effect the client saw: at least one operation failed or did not
+    complete in time (a stall ends as unknown). Returns how many; a fault nobody noticed
+    cannot show that a recovery happened."""
+    ops = history.ops(workload)
+    hit = [o for o in ops if o.status is not OpStatus.OK]
+    assert hit, (f"no {workload} operation failed or stalled among {len(ops)}: the fault "
+                 "was not observed by the client")
+    return len(hit)
+
+
+def measure_recovery(ctx: RunContext, stable: float = STABLE) -> ScenarioRecovery:
+    """Set ctx.recovery from the history as the engine does before its checks run (the
+    RTO from every workload, counted from the first fault): recovered_within_slo judges it."""
+    faults = ctx.history.faults()
+    assert faults, "no fault was injected"
+    t_fault = faults[0].invoked
+    ctx.recovery = from_workloads(ctx.history, ctx.history.workloads(), t_fault, t_fault,
+                                  stable, time.monotonic() - t_fault)
+    return ctx.recovery
 
 
 def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
@@ -81,5 +106,5 @@ class Driver:
 
     def wait_recovered(self, since: float, timeout: float = 60.0) -> None:
         poll_until(lambda: lasting_success(self.ctx.history.ops(self.workload), since,
-                                           self.lasting, 0.3),
+                                           self.lasting, STABLE),
                    timeout=timeout, what="the workload to recover")

@@ -28,7 +28,13 @@ from drillrunner.services.redis import faults as redis_faults
 from drillrunner.services.redis.topology import sentinel_master
 from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.target import LocalTarget
-from tests.driving import Driver, inject, make_ctx
+from tests.driving import (
+    Driver,
+    assert_outage_observed,
+    inject,
+    make_ctx,
+    measure_recovery,
+)
 from tests.support import need_binaries
 
 pytestmark = pytest.mark.integration
@@ -127,7 +133,9 @@ def test_flush_is_detected_and_only_a_full_materialize_restores(target: LocalTar
         assert full.detail["restored"] is True and full.detail["keys_after"] == 5
         print(full.summary)
         r.wait_recovered(ctx.history.faults()[0].returned)
+    assert_outage_observed(ctx.history, WORKLOAD)
     restored = feast_checks.online_store_restored(ctx)
+    measure_recovery(ctx)
     rto = checks.recovered_within_slo(ctx, rto=30.0)
     served = feast_checks.canaries_served(ctx)
     print(f"{restored.summary}; {rto.summary}; {served.summary}")
@@ -144,6 +152,7 @@ def test_cli_full_materialize_also_refills_a_flushed_store(target: LocalTarget) 
     faults.flush_online_store(ctx)
     result = restore.rematerialize(ctx, mode=restore.Mode.FULL, via=restore.Via.CLI)
     print(f"\n{result.summary}")
+    # No workload here: the flush is observed by the restore, which found the store broken.
     assert result.detail["restored"] is True and result.detail["broken_before"] is True
 
 
@@ -164,7 +173,9 @@ def test_registry_backup_destroy_restore(target: LocalTarget) -> None:
         restored = restore.restore_registry(ctx, timeout=120.0)
         print(restored.summary)
         r.wait_recovered(ctx.history.faults()[0].returned)
+    assert_outage_observed(ctx.history, WORKLOAD)
     result = feast_checks.registry_restored(ctx)
+    measure_recovery(ctx)
     rto = checks.recovered_within_slo(ctx, rto=120.0)
     print(f"{result.summary}; {rto.summary}")
     assert result.verdict is Verdict.PASS, result
@@ -231,8 +242,10 @@ def test_health_stays_200_while_the_online_store_is_dead(target: LocalTarget) ->
             r.wait_recovered(feast_ctx.history.faults()[0].returned)
     finally:
         server.shutdown()
+    assert_outage_observed(feast_ctx.history, WORKLOAD)
     lying = feast_checks.health_reflects_dependencies(feast_ctx)
     honest = feast_checks.health_reflects_dependencies(honest_ctx)
+    measure_recovery(feast_ctx)
     rto = checks.recovered_within_slo(feast_ctx, rto=60.0)
     print(f"feast /health: {lying.summary}\nchecking endpoint: {honest.summary}\n{rto.summary}")
     assert lying.verdict is Verdict.FAIL

@@ -8,15 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from drillrunner.cli import main
 from drillrunner.engine.journal import Journal
 from drillrunner.engine.runner import Runner
 from drillrunner.model.loader import load
 from drillrunner.report.bundle import render_bundle
 from drillrunner.report.manifest import verify
-from tests.support import IN_CI
+from tests.support import missing
 from tests.unit.fake_actions import FakeTarget
 from tests.unit.test_runner import CATALOG, DEFAULT_VERIFY, SCENARIO, Phases
 
@@ -109,9 +107,7 @@ def test_report_rerenders_from_the_journal_alone(tmp_path: Path) -> None:
 def test_html_renders_in_headless_chromium_without_fetching(tmp_path: Path) -> None:
     chromium = shutil.which("chromium")
     if chromium is None:
-        if IN_CI:
-            pytest.fail("chromium is missing: install the Debian package chromium")
-        pytest.skip("chromium is missing: install the Debian package chromium")
+        missing("chromium is missing: install the Debian package chromium")
     bundle = make_bundle(tmp_path)
     html = (bundle / "report.html").read_text()
     # Self-contained: nothing the page could load from elsewhere. (Chromium's own update and
