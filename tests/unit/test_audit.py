@@ -204,6 +204,39 @@ def test_container_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert findings[0]["container"] == "app" and "livenessProbe" in findings[0]["message"]
 
 
+LINES = FIXTURES / "lines" / "every-rule.yaml"  # `# finding: RULE` marks the expected lines
+
+
+def test_each_finding_points_at_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+    marked = {(n, rule.strip()) for n, text in enumerate(LINES.read_text().splitlines(), 1)
+              if "# finding:" in text for rule in text.split("# finding:")[1].split(",")}
+    assert {rule for _, rule in marked} == {r.name for r in all_rules()}
+    assert main(["audit", str(LINES), "--format", "json"]) == 1
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert {(f["line"], f["rule"]) for f in findings} == marked
+    assert {f["file"] for f in findings} == {str(LINES)}
+    in_list = [f["source"] for f in findings if f["resource"] == "Deployment/shop/worker"]
+    assert in_list and set(in_list) == {f"{LINES}#7[0]"}  # document 7, item 0 of a List
+    assert main(["audit", str(LINES)]) == 1
+    text = capsys.readouterr().out.splitlines()
+    for f in findings:  # like a compiler: file:line: claim: ...
+        assert any(t.startswith(f"{LINES}:{f['line']}: {f['claim']}: {f['resource']}")
+                   and t.endswith(f"[{f['rule']}]") for t in text), f
+
+
+def test_journal_findings_keep_their_shape_and_add_the_line() -> None:
+    from drillrunner.audit import audit_paths, journal_events
+
+    path = FIXTURES / "ingress-no-tls.yaml"
+    _, results = audit_paths([str(path)])
+    findings = [f for event in journal_events(results) for f in event["findings"]]
+    old = {"claim", "claims", "rule", "resource", "message", "source", "container"}
+    assert findings and all(old <= f.keys() for f in findings)
+    # spec (no spec.tls) and metadata (no annotations): the objects that should hold them
+    assert sorted((f["file"], f["line"]) for f in findings) == [(str(path), 4), (str(path), 4),
+                                                                 (str(path), 5)]
+
+
 def test_jobs_need_no_probes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     job = ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j, namespace: ns}\nspec:\n"
            "  template:\n    spec:\n      restartPolicy: Never\n" + POD.replace(
@@ -237,6 +270,7 @@ def test_stdin_stream(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     assert {f["rule"] for f in out["findings"]} == {
         "data-on-pvc", "ingress-tls", "egress-restricted", "no-plaintext-credentials"}
     assert all(f["source"].startswith("-#") for f in out["findings"])
+    assert all(f["file"] == "-" and f["line"] > 0 for f in out["findings"])
 
 
 def test_kustomization_files_are_skipped() -> None:

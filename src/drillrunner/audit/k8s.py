@@ -1,13 +1,12 @@
-"""Small accessors over raw manifests: pod specs, containers, labels, ConfigMap data."""
+"""Small accessors over raw manifests: pod specs, containers, labels, ConfigMap data, and
+the lines they were read from."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import yaml
-
-from drillrunner.audit.model import Resource
+from drillrunner.audit.model import LineDict, Resource, line_of
 
 # Controllers whose pods run until stopped: they need health probes. Jobs end by design.
 LONG_RUNNING = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet",
@@ -70,25 +69,35 @@ def config_data(res: Resource) -> dict[str, str]:
     return {str(k): str(v) for k, v in mapping(res.body.get("data")).items() if v is not None}
 
 
+def data_line(res: Resource, key: str, inner: int | None = None) -> int | None:
+    """Line of a ConfigMap data key or, given the 1-based line `inner` of its value, of that
+    line when the value is a literal block (`key: |`)."""
+    data = res.body.get("data")
+    if inner is not None and isinstance(data, LineDict) and data.blocks and key in data.blocks:
+        return data.blocks[key] + inner
+    return line_of(data, key)
+
+
 def parsed(text: str) -> Any:
-    """A ConfigMap value parsed as YAML/JSON when it is one, else None."""
-    if "\n" not in text and ":" not in text:
-        return None
+    """A ConfigMap or env value parsed as YAML/JSON when it is one, else None; lines in it
+    count from the value's first line. The loader refused the values that break its bounds."""
+    from drillrunner.audit.loader import Refused, embedded
+
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return embedded(text)
+    except Refused:  # not from loaded manifests: treated as text
         return None
 
 
-def leaves(value: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
-    """(path, key, value) of every scalar in nested mappings and lists."""
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, str, Any, int | None]]:
+    """(path, key, value, line) of every scalar in nested mappings and lists."""
     if isinstance(value, dict):
         for k, v in value.items():
             sub = f"{path}.{k}" if path else str(k)
             if isinstance(v, dict | list):
                 yield from leaves(v, sub)
             else:
-                yield sub, str(k), v
+                yield sub, str(k), v, line_of(value, k)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             yield from leaves(v, f"{path}[{i}]")

@@ -33,7 +33,8 @@ class Rule:
     def run(self, resources: Sequence[Resource]) -> list[Finding]:
         return [Finding(claim=self.claims[0], claims=list(self.claims), rule=self.name,
                         resource=p.resource.ref, container=p.container, message=p.message,
-                        source=p.resource.source)
+                        source=p.resource.source, file=p.resource.file or p.resource.source,
+                        line=p.line or p.resource.line)
                 for p in self.fn(resources)]
 
 

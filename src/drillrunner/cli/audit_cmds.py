@@ -25,11 +25,16 @@ def audit(
     """Check manifests against the review's claims: probes, requests, PVCs, non-root, TLS
     ingress, kill-switch and breakers, egress, plaintext credentials, simulation guard.
 
-    Exit 0 no findings, 1 findings, 2 unreadable input (file and reason on stderr).
+    Each finding reads `file:line: claim: resource: message [rule]`. Exit 0 no findings,
+    1 findings, 2 input refused (one line on stderr: file, line, reason).
     """
-    from drillrunner.audit import audit_paths
+    from drillrunner.audit import AuditInputError, audit_paths
 
-    resources, results = audit_paths(paths)
+    try:
+        resources, results = audit_paths(paths)
+    except AuditInputError as exc:  # `file:line: reason`, as the findings read
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(int(exc.exit_code)) from None
     findings = [f for r in results for f in r.findings]
     if fmt is Format.JSON:
         typer.echo(json.dumps({
@@ -41,8 +46,9 @@ def audit(
         }, indent=2))
     else:
         for f in findings:
-            where = f"{f.resource} [{f.container}]" if f.container else f.resource
-            typer.echo(f"{f.source}: {where}: {f.rule} ({f.claim}): {f.message}")
+            at = f"{f.file}:{f.line}" if f.line else f.file
+            what = f"{f.resource} container {f.container}" if f.container else f.resource
+            typer.echo(f"{at}: {f.claim}: {what}: {f.message} [{f.rule}]")
         failed = sum(1 for r in results if r.findings)
         typer.echo(f"{len(resources)} resource(s), {len(results)} rule(s): "
                    f"{len(results) - failed} passed, {failed} failed, "
