@@ -47,8 +47,8 @@ def measure_recovery(ctx: RunContext, stable: float = STABLE) -> ScenarioRecover
     faults = ctx.history.faults()
     assert faults, "no fault was injected"
     t_fault = faults[0].invoked
-    ctx.recovery = from_workloads(ctx.history, ctx.history.workloads(), t_fault, t_fault,
-                                  stable, time.monotonic() - t_fault)
+    ctx.recovery = from_workloads(ctx.history, ctx.history.workloads(), t_fault, stable,
+                                  time.monotonic() - t_fault)
     return ctx.recovery
 
 

@@ -60,9 +60,10 @@ def _round(value: float | None) -> float | None:
 
 
 def from_workloads(history: History, workloads: Sequence[str], t_fault: float,
-                   t_named: float, stable: float, waited: float) -> ScenarioRecovery:
+                   stable: float, observed_for: float) -> ScenarioRecovery:
     """The worst workload decides: one that never recovered, else the longest RTO.
-    `t_named` is the fault the scenario measures from (kept beside the RTO)."""
+    `observed_for`: how long after `t_fault` the workloads were watched (a lower bound of
+    the RTO of one that never recovered)."""
     if not workloads:
         return ScenarioRecovery(None, None, False)
     results: dict[str, Recovery] = {
@@ -75,13 +76,14 @@ def from_workloads(history: History, workloads: Sequence[str], t_fault: float,
     if down:
         exceeds = max((r.rto_exceeds_seconds or 0.0) for r in down)
         return ScenarioRecovery("workload", observed, False,
-                                rto_exceeds_seconds=max(exceeds, waited), per_workload=per)
+                                rto_exceeds_seconds=max(exceeds, observed_for),
+                                per_workload=per)
     worst = max(results.values(), key=lambda r: r.rto_seconds or -1.0)
     if worst.rto_seconds is None:  # every workload recovered without an outage
         return ScenarioRecovery("workload", False, True, per_workload=per)
     assert worst.recovered_at is not None
     return ScenarioRecovery("workload", True, True, worst.rto_seconds, worst.rto_error_seconds,
-                            fault_to_recovery_seconds=worst.recovered_at - t_named,
+                            fault_to_recovery_seconds=worst.recovered_at - t_fault,
                             recovered_at=worst.recovered_at, per_workload=per)
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from drillrunner.engine import checks as engine_checks
 from drillrunner.engine.actions import ActionKind, Catalog
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import FaultEvent, History
@@ -201,9 +200,9 @@ class Runner:
                 measured[step.name] = self._inject(ctx, step, undos)
                 res.faults_injected += 1
             self._enter(name, Phase.RECOVERY)
-            waited = self._wait_recovery(ctx, s)
+            self._wait_recovery(ctx, s)
             self._stop_workloads(ctx)
-            ctx.recovery = self._recovery(ctx, s, measured, waited)
+            ctx.recovery = self._recovery(ctx, s, measured)
             self._enter(name, Phase.CHECKS)
             res.checks = self._checks(ctx, s)
             self._enter(name, Phase.STEADY_STATE_AFTER)
@@ -377,10 +376,10 @@ class Runner:
                             t=returned, seconds=returned - invoked, result=data)
         return dict(data.get("measurements", {}))
 
-    def _wait_recovery(self, ctx: RunContext, s: Scenario) -> float:
+    def _wait_recovery(self, ctx: RunContext, s: Scenario) -> None:
         """Poll until every workload has succeeded without a failure for `stable` seconds
         and the recovery probes (without workloads: the steady state) have held as long.
-        Returns how long it waited; journals `recovered` or `recovery-timeout`."""
+        Journals `recovered` or `recovery-timeout`."""
         faults = ctx.history.faults()
         since = faults[-1].returned if faults else time.monotonic()
         stable = s.recovery.stable
@@ -408,10 +407,9 @@ class Runner:
         except WaitTimeout:
             self.journal.append("recovery-timeout", scenario=ctx.scenario,
                                 timeout=s.recovery.timeout)
-        return time.monotonic() - started
 
-    def _recovery(self, ctx: RunContext, s: Scenario, measured: dict[str, dict[str, Any]],
-                  waited: float) -> ScenarioRecovery:
+    def _recovery(self, ctx: RunContext, s: Scenario, measured: dict[str, dict[str, Any]]
+                  ) -> ScenarioRecovery:
         faults = ctx.history.faults()
         names = [t.name for t in ctx.threads]
         if s.recovery.rto_from is not None:
@@ -420,8 +418,8 @@ class Runner:
             return from_fault(s.recovery.rto_from, measured.get(s.recovery.rto_from, {}),
                               s.recovery.timeout, workloads_ok)
         t_fault = faults[0].invoked if faults else time.monotonic()
-        return from_workloads(ctx.history, names, t_fault, t_fault, s.recovery.stable,
-                              time.monotonic() - t_fault if waited else 0.0)
+        return from_workloads(ctx.history, names, t_fault, s.recovery.stable,
+                              time.monotonic() - t_fault)
 
     def _stop_workloads(self, ctx: RunContext) -> None:
         for t in ctx.threads:
@@ -438,10 +436,9 @@ class Runner:
         for name, args in steps:
             spec = self.catalog.get(name)
             try:
-                if spec is None:  # a catalog without the engine's own checks (tests)
-                    result = engine_checks.recovered_within_slo(ctx)
-                else:
-                    result = spec.call(ctx, spec.bind(args))
+                if spec is None:
+                    raise KeyError(f"{name} is not in the catalog")
+                result = spec.call(ctx, spec.bind(args))
                 if not isinstance(result, CheckResult):
                     raise TypeError(f"check returned {type(result).__name__}")
             except Exception as exc:
