@@ -28,7 +28,7 @@ test: deps ## unit and integration tests against real servers (and tests/k8s whe
 deps: system-deps venv kafka-jars
 
 kafka-jars: venv ## Apache Kafka's jars from Maven Central into a cache outside git
-	$(BIN)/python -m drillrunner.targets.local.kafka fetch
+	$(BIN)/python -m drillrunner.services.kafka.local fetch
 
 system-deps:
 	@./scripts/install-system-deps $(APT_PACKAGES)

@@ -13,12 +13,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from drillrunner.core.errors import StackError
 from drillrunner.engine.history import OpUnknown, WorkloadClient
-from drillrunner.errors import StackError
 from drillrunner.services.timescaledb import sql
+from drillrunner.services.timescaledb.local import PostgresDeployment
 from drillrunner.services.timescaledb.workload import SequencedWrites
-from drillrunner.targets.local.config import StackSettings
-from drillrunner.targets.local.postgres import PostgresDeployment
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor, tree_pids
 
 REDIS_SERVER = "/usr/bin/redis-server"

@@ -23,11 +23,11 @@ from typing import Any
 
 import noop_actions
 from _common import CHAOS_VENV, VENV_BIN, ms, summary, write_results
+from drillrunner.core.actions import Catalog
+from drillrunner.core.verdicts import Outcome
 from drillrunner.engine import checks
-from drillrunner.engine.actions import Catalog
-from drillrunner.engine.journal import Journal, read
 from drillrunner.engine.runner import Phase, Runner
-from drillrunner.engine.verdicts import Outcome
+from drillrunner.evidence.journal import Journal, read
 from drillrunner.model.loader import check_actions, load
 
 SCENARIO = """\

@@ -42,7 +42,7 @@ def run(cases: int, seed: int, max_seconds: float, keep: Path) -> dict[str, obje
     # The catalog of actions is the same for every case: load it once, so that the figure
     # is the loader's and validator's cost, not the re-import of every service module.
     from drillrunner.cli import catalog_cmds
-    from drillrunner.engine.actions import Catalog
+    from drillrunner.core.actions import Catalog
 
     catalog = Catalog.load()
     catalog_cmds._catalog = lambda: catalog  # type: ignore[assignment]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import action, check, fault, probe
+from drillrunner.core.actions import action, check, fault, probe
+from drillrunner.core.verdicts import CheckResult, FaultResult, Verdict
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import CheckResult, FaultResult, Verdict
 
 
 class NoopTarget:

@@ -34,15 +34,15 @@ from typing import Any
 
 from _common import summary, write_results
 from _rto_targets import REDIS_SERVER, PostgresSyncReplicaFreeze, RedisFreeze, Target
+from drillrunner.core.errors import MissingBinary
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.history import History, Op, OpStatus
 from drillrunner.engine.outcome import LASTING_OPS
 from drillrunner.engine.recovery import lasting_success, recovery
 from drillrunner.engine.schedule import WorkloadThread
-from drillrunner.errors import MissingBinary
-from drillrunner.targets.local.config import StackSettings
-from drillrunner.targets.local.postgres import find_bindir
+from drillrunner.services.timescaledb.local import find_bindir
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.supervisor import Supervisor
-from drillrunner.waiting import poll_until
 
 GOAL_ERROR = 0.020
 CASES = ("redis", "pg-stall")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import FaultEvent, History, OpStatus
 from drillrunner.engine.outcome import ScenarioRecovery, from_workloads
 from drillrunner.engine.recovery import lasting_success
 from drillrunner.engine.schedule import WorkloadThread
-from drillrunner.waiting import poll_until
 
 STABLE = 0.3  # seconds of successes in a row that count as recovered (tests keep it short)
 

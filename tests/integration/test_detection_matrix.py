@@ -20,11 +20,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drillrunner.cli import main
-from drillrunner.engine.journal import read
+from drillrunner.evidence.journal import read
 from drillrunner.model.library import Library
 from drillrunner.model.loader import load
 from drillrunner.model.scenario import Scenario
-from drillrunner.targets.local.config import StackSettings
+from drillrunner.stack.settings import StackSettings
 from tests.integration.conftest import ROOT, local_stack
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from drillrunner.core.verdicts import Verdict
 from drillrunner.engine import checks
-from drillrunner.engine.verdicts import Verdict
 from drillrunner.services.feast import checks as feast_checks
 from drillrunner.services.feast import faults, member_roles, observe, probes, restore
 from drillrunner.services.feast.ops import feast_ops
@@ -26,7 +26,7 @@ from drillrunner.services.redis import actions as redis_actions
 from drillrunner.services.redis import client as redis_client
 from drillrunner.services.redis import faults as redis_faults
 from drillrunner.services.redis.topology import sentinel_master
-from drillrunner.targets.local.config import StackSettings
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.target import LocalTarget
 from tests.driving import (
     Driver,

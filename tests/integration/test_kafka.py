@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from drillrunner.core.verdicts import Verdict
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine import checks
-from drillrunner.engine.verdicts import Verdict
 from drillrunner.services.kafka import actions, faults, member_roles, probes
 from drillrunner.services.kafka import checks as kchecks
+from drillrunner.services.kafka import local as local_kafka
 from drillrunner.services.kafka.workload import Acks, sequenced_produces
-from drillrunner.targets.local import kafka as local_kafka
-from drillrunner.targets.local.config import StackSettings
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.target import LocalTarget
-from drillrunner.waiting import poll_until
 from tests.driving import (
     Driver,
     assert_outage_observed,

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from drillrunner.core.verdicts import Verdict
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine import checks
-from drillrunner.engine.verdicts import Verdict
 from drillrunner.services.nats import actions, faults, member_roles, probes
 from drillrunner.services.nats import checks as nats_checks
 from drillrunner.services.nats.workload import js_publish
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import Signal
-from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import port_in_use
 from drillrunner.targets.local.target import LocalTarget
-from drillrunner.waiting import poll_until
 from tests.driving import (
     Driver,
     assert_outage_observed,
@@ -38,8 +38,8 @@ RATE = 50.0  # publishes per second
 
 def nats_server() -> str:
     """The binary the deployment would use (the venv's, else PATH), for need_binaries."""
-    from drillrunner.errors import MissingBinary
-    from drillrunner.targets.local.nats import binary
+    from drillrunner.core.errors import MissingBinary
+    from drillrunner.services.nats.local import binary
 
     try:
         return binary()

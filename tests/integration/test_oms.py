@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from drillrunner.core.verdicts import CheckResult, Verdict
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpStatus
-from drillrunner.engine.verdicts import CheckResult, Verdict
 from drillrunner.services.oms import checks, faults, killswitch, member_roles, orders, probes
 from drillrunner.services.oms.workload import WORKLOAD
-from drillrunner.targets.local.config import StackSettings
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.supervisor import port_in_use
 from drillrunner.targets.local.target import LocalTarget
-from drillrunner.waiting import poll_until
 from tests.driving import assert_outage_observed, inject, make_ctx
 from tests.support import need_binaries, need_module
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from drillrunner.cli import main
-from drillrunner.waiting import poll_until
+from drillrunner.core.waiting import poll_until
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def test_kill_runner_after_fault_then_recover(drill_stack: Path, tmp_path: Path,
     assert main(["recover"]) == 0
     assert _journal_has(journal, "undo-done")
     assert main(["recover"]) == 0  # idempotent: nothing left to do
-    from drillrunner.engine.actions import Catalog
+    from drillrunner.core.actions import Catalog
     from drillrunner.engine.context import RunContext
     from drillrunner.engine.history import History
     from drillrunner.targets.local.target import LocalTarget
@@ -95,7 +95,7 @@ FIXED_ROLES = {"redis", "timescaledb", "oms", "feast"}
 def test_every_fault_is_covered() -> None:
     import re
 
-    from drillrunner.engine.actions import ActionKind, Catalog
+    from drillrunner.core.actions import ActionKind, Catalog
 
     used: set[str] = set()
     for path in SCENARIOS.glob("*.yaml"):
@@ -173,7 +173,7 @@ def _kill_when(proc: subprocess.Popen[bytes], journal: Path, ready: object, what
 
 def _canaries(target: object) -> list[tuple[str, object, set[int]]]:
     """Acknowledged writes to the stateful stores, read back after recovery."""
-    from drillrunner.engine.actions import Catalog
+    from drillrunner.core.actions import Catalog
     from drillrunner.engine.context import RunContext
     from drillrunner.engine.history import History
 
@@ -195,7 +195,7 @@ def _canaries(target: object) -> list[tuple[str, object, set[int]]]:
 
 def _wait_ready(state: Path, when: str) -> None:
     """Every service's ready probe holds (a previous test's rollback may still settle)."""
-    from drillrunner.engine.actions import Catalog
+    from drillrunner.core.actions import Catalog
     from drillrunner.engine.context import RunContext
     from drillrunner.engine.history import History
     from drillrunner.targets.local.target import LocalTarget

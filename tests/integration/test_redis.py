@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from drillrunner.core.verdicts import Verdict
 from drillrunner.engine import checks
-from drillrunner.engine.verdicts import Verdict
 from drillrunner.services.redis import actions, backup, faults, member_roles, probes
 from drillrunner.services.redis.workload import sequenced_writes
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import Signal
-from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import port_in_use
 from drillrunner.targets.local.target import LocalTarget
 from tests.driving import (

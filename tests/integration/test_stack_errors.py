@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from drillrunner.errors import MissingBinary, StackError
-from drillrunner.targets.local.config import StackSettings
+from drillrunner.core.errors import MissingBinary, StackError
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.target import LocalTarget
 from tests.support import need_binaries
 
@@ -75,7 +75,7 @@ def test_stale_pid_file_is_ignored(state: Path) -> None:
 
 def test_missing_binary_says_what_to_install(state: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from drillrunner.targets.local import redis as local_redis
+    from drillrunner.services.redis import local as local_redis
 
     dep = redis(state)
     dep.down()

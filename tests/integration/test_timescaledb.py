@@ -17,18 +17,18 @@ from typing import Any
 
 import pytest
 
+from drillrunner.core.errors import MissingBinary
+from drillrunner.core.verdicts import Verdict
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.checks import no_acknowledged_write_lost, recovered_within_slo
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import Op, OpStatus, OpUnknown
-from drillrunner.engine.verdicts import Verdict
-from drillrunner.errors import MissingBinary
 from drillrunner.services.timescaledb import backup, checks, faults, member_roles, probes, repair
+from drillrunner.services.timescaledb.local import find_bindir
 from drillrunner.services.timescaledb.workload import sequenced_writes
-from drillrunner.targets.local.config import PostgresSettings, StackSettings
-from drillrunner.targets.local.postgres import find_bindir
+from drillrunner.stack.settings import PostgresSettings, StackSettings
 from drillrunner.targets.local.supervisor import process_state
 from drillrunner.targets.local.target import LocalTarget
-from drillrunner.waiting import poll_until
 from tests.driving import (
     Driver,
     assert_outage_observed,

@@ -48,8 +48,8 @@ from typing import Any
 
 import yaml
 
+from drillrunner.core.waiting import poll_until
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor, tail_text
-from drillrunner.waiting import poll_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "build-k8s-testbed"

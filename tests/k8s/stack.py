@@ -46,7 +46,7 @@ def stand_in_crd(group: str, version: str, kind: str, plural: str, scope: str) -
 def install_stand_in_crds(plane: ControlPlane) -> None:
     from kubernetes import client
 
-    from drillrunner.waiting import poll_until
+    from drillrunner.core.waiting import poll_until
 
     ext = client.ApiextensionsV1Api(plane.api)
     for crd in STAND_IN_CRDS:

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
+from drillrunner.core.errors import MissingBinary, UsageError
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
-from drillrunner.errors import MissingBinary, UsageError
-from drillrunner.waiting import poll_until
 from tests.k8s.controlplane import (
     CONTEXT,
     FOREIGN_CONTEXT,
@@ -627,8 +627,8 @@ def test_recover_on_kind_undoes_a_dead_drills_isolation(control_plane: ControlPl
     import subprocess
     import sys
 
-    from drillrunner.engine.journal import Journal
     from drillrunner.engine.lock import TargetLock
+    from drillrunner.evidence.journal import Journal
     from drillrunner.targets.kind import faults
 
     target = make_target(control_plane, tmp_path / "unused")

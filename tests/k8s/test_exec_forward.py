@@ -40,9 +40,9 @@ from typing import Any
 
 import pytest
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.waiting import poll_until
 from drillrunner.targets.base import MemberRef
-from drillrunner.waiting import poll_until
 from tests.k8s.controlplane import CONTEXT, ControlPlane, free_port, pod_ready
 from tests.support import need_binaries
 

@@ -12,10 +12,10 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from drillrunner.engine.actions import action, check, fault, probe, workload
+from drillrunner.core.actions import action, check, fault, probe, workload
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import CheckResult, FaultResult, Verdict
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import CheckResult, FaultResult, Verdict
-from drillrunner.units import Duration
 
 
 class FakeTarget:

@@ -335,7 +335,7 @@ def test_deploy_labels_find_every_member() -> None:
 
 def test_audit_verdicts_feed_the_claim_matrix(tmp_path: Path) -> None:
     from drillrunner.audit import audit_paths, journal_events
-    from drillrunner.engine.journal import Journal
+    from drillrunner.evidence.journal import Journal
     from drillrunner.report.bundle import render_bundle
     from drillrunner.report.claims import claim_rows
     from drillrunner.report.view import load_run

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from drillrunner.core.actions import ALL, ActionKind, Catalog, fault
 from drillrunner.engine import checks
-from drillrunner.engine.actions import ALL, ActionKind, Catalog, fault
 from drillrunner.model.loader import check_actions, load
 from tests.unit import fake_actions
 

@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from drillrunner.cli import main
-from drillrunner.engine.journal import Journal
+from drillrunner.evidence.journal import Journal
 from drillrunner.report.bundle import render_bundle
 from drillrunner.report.claims import ClaimRow, ClaimVerdict, Strength, claim_rows
 from drillrunner.report.view import load_run

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drillrunner.cli import main
-from drillrunner.targets.local.config import StackSettings, save_settings
+from drillrunner.stack.settings import StackSettings, save_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

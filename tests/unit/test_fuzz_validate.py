@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drillrunner.cli import catalog_cmds, main
-from drillrunner.engine.actions import Catalog
+from drillrunner.core.actions import Catalog
 from tests.fuzz_inputs import SEEDS, mutated
 
 MAX_SECONDS = 5.0

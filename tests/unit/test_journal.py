@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from drillrunner.engine.journal import GENESIS, Journal, final_hash, read, verify_chain
+from drillrunner.evidence.journal import GENESIS, Journal, final_hash, read, verify_chain
 
 
 def test_chain_detects_edits_and_redacts(tmp_path: Path) -> None:

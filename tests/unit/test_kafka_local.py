@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from drillrunner.errors import MissingBinary
-from drillrunner.targets.local import kafka as local_kafka
-from drillrunner.targets.local.config import StackSettings
+from drillrunner.core.errors import MissingBinary
+from drillrunner.services.kafka import local as local_kafka
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.supervisor import Supervisor
 
 
@@ -22,7 +22,7 @@ def test_pom_default_version_matches_the_pin() -> None:
 def test_missing_jars_name_the_fetch_command(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRILL_CACHE_DIR", str(tmp_path / "empty-cache"))
-    with pytest.raises(MissingBinary, match=r"targets\.local\.kafka fetch"):
+    with pytest.raises(MissingBinary, match=r"services\.kafka\.local fetch"):
         local_kafka.check_jars()
 
 

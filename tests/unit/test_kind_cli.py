@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drillrunner.cli import main
-from drillrunner.errors import MissingBinary
+from drillrunner.core.errors import MissingBinary
 from drillrunner.targets.kind.cluster import Cluster, wait_ready
 from tests.unit.kind_fakes import Cluster as FakeCluster
 from tests.unit.kind_fakes import apis
@@ -103,7 +103,7 @@ def test_cluster_up_command_lines(tmp_path: Path) -> None:
 
 def test_cluster_name_must_give_an_allowed_context(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from drillrunner.errors import UsageError
+    from drillrunner.core.errors import UsageError
 
     monkeypatch.setenv("DRILL_KUBE_CONTEXTS", "kwok-*")
     run = Recorder()
@@ -193,7 +193,7 @@ def test_cluster_up_needs_helm_and_says_so(tmp_path: Path) -> None:
 
 
 def test_addons_not_available_name_what_is_missing() -> None:
-    from drillrunner.errors import StackError
+    from drillrunner.core.errors import StackError
     from drillrunner.targets.kind.addons import wait_namespaces
 
     with pytest.raises(StackError, match=r"not available: cert-manager/cert-manager-"

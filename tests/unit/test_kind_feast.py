@@ -17,11 +17,11 @@ from kubernetes.client import (
     V1ContainerStatus,
 )
 
-from drillrunner.errors import ActionFailed, StackError
+from drillrunner.core.errors import ActionFailed, StackError
 from drillrunner.services.feast import canary
 from drillrunner.services.feast import http as feast_http
+from drillrunner.services.feast.kind import KindFeastOps
 from drillrunner.services.feast.ops import FeastOps
-from drillrunner.targets.kind.feast import KindFeastOps
 from drillrunner.targets.kind.target import KindTarget
 from tests.unit.kind_fakes import Cluster, pod, scaling_apis, statefulset
 

@@ -23,17 +23,17 @@ from kubernetes.client import (
     V1StatefulSetSpec,
 )
 
-from drillrunner.engine.actions import Catalog
+from drillrunner.core.actions import Catalog
+from drillrunner.core.errors import ActionFailed, StackError
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
-from drillrunner.errors import ActionFailed, StackError
 from drillrunner.services.kafka import client
+from drillrunner.services.kafka import kind as kind_kafka
 from drillrunner.services.kafka.client import ClusterMetadata, PartitionState
+from drillrunner.services.kafka.kind import FixedPortForwarder, KindKafkaOps
 from drillrunner.services.kafka.ops import KafkaOps, QuorumView, kafka_ops
 from drillrunner.services.kafka.topology import active_controller, is_stopped, readiness
-from drillrunner.targets.kind import kafka as kind_kafka
 from drillrunner.targets.kind import target as target_module
-from drillrunner.targets.kind.kafka import FixedPortForwarder, KindKafkaOps
 from drillrunner.targets.kind.target import KindTarget
 from tests.unit.kind_fakes import STACK, Cluster, apis, pod
 
@@ -286,7 +286,7 @@ def test_ensure_topic_creates_then_aligns(cluster: Cluster, tmp_path: Path,
 
 
 def test_registered_for_the_kind_target() -> None:
-    assert target_module.DEPLOYMENTS["kafka"] == "drillrunner.targets.kind.kafka:KindKafkaOps"
+    assert target_module.DEPLOYMENTS["kafka"] == "drillrunner.services.kafka.kind:KindKafkaOps"
 
 
 def test_manifest_cluster_id_is_what_kafka_storage_format_accepts() -> None:

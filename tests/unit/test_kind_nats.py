@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 import yaml
 
-from drillrunner.engine.actions import Catalog
+from drillrunner.core.actions import Catalog
+from drillrunner.core.errors import ActionFailed, StackError
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
-from drillrunner.errors import ActionFailed, StackError
 from drillrunner.services.nats import client
+from drillrunner.services.nats import kind as kind_nats
+from drillrunner.services.nats.kind import HOLD_CONFIGMAP, RELEASE, STORE, KindNatsOps
 from drillrunner.services.nats.ops import NatsOps, nats_ops
 from drillrunner.services.nats.topology import is_stopped, reachable, readiness
-from drillrunner.targets.kind import nats as kind_nats
 from drillrunner.targets.kind import target as target_module
-from drillrunner.targets.kind.nats import HOLD_CONFIGMAP, RELEASE, STORE, KindNatsOps
 from drillrunner.targets.kind.target import KindTarget
 from tests.unit.kind_fakes import Cluster, apis, local_shell, pod
 
@@ -351,4 +351,4 @@ def test_prepare_creates_the_stream_through_the_members(
 
 
 def test_registered_for_the_kind_target() -> None:
-    assert target_module.DEPLOYMENTS["nats"] == "drillrunner.targets.kind.nats:KindNatsOps"
+    assert target_module.DEPLOYMENTS["nats"] == "drillrunner.services.nats.kind:KindNatsOps"

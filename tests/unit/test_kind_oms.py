@@ -20,11 +20,11 @@ from kubernetes.client import (
     V1ContainerStatus,
 )
 
-from drillrunner.errors import ActionFailed, StackError
+from drillrunner.core.errors import ActionFailed, StackError
+from drillrunner.services.oms import kind as kind_oms
 from drillrunner.services.oms.http import Reply
+from drillrunner.services.oms.kind import RECORD, KindOmsOps
 from drillrunner.services.oms.ops import OmsOps
-from drillrunner.targets.kind import oms as kind_oms
-from drillrunner.targets.kind.oms import RECORD, KindOmsOps
 from drillrunner.targets.kind.statefulsets import REPLICAS_BEFORE_STOP
 from drillrunner.targets.kind.target import KindTarget
 from tests.unit.kind_fakes import Cluster, pod, scaling_apis, statefulset
@@ -175,7 +175,7 @@ def test_undo_after_a_crash_of_drill(cluster: Cluster, http: Http, tmp_path: Pat
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A new drill process (drill recover) finds the record on the StatefulSet and the
     registered undo `oms.start` puts the stack's settings back, twice without harm."""
-    from drillrunner.engine.actions import Catalog
+    from drillrunner.core.actions import Catalog
     from drillrunner.engine.context import RunContext
     from drillrunner.engine.history import History
     from drillrunner.services.oms import faults

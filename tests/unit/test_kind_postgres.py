@@ -17,16 +17,17 @@ import yaml
 from kubernetes.client import V1ObjectMeta, V1Service, V1ServiceSpec
 from kubernetes.client.rest import ApiException
 
+from drillrunner.core.errors import ActionFailed
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
-from drillrunner.errors import ActionFailed
 from drillrunner.services.timescaledb import faults, repair, sql
+from drillrunner.services.timescaledb import kind as kp
 from drillrunner.services.timescaledb.ops import PostgresOps, RoutesPrimary, pg_ops
 from drillrunner.services.timescaledb.roles import member_roles
 from drillrunner.targets.base import Signal
-from drillrunner.targets.kind import postgres as kp
 from drillrunner.targets.kind.apis import KubeApis
 from drillrunner.targets.kind.target import DEPLOYMENTS, KindTarget
+from failfast import pg
 from tests.support import missing
 from tests.unit.kind_fakes import BarePodCore, Cluster, FakeCore, apis, local_shell, pod
 
@@ -194,6 +195,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
                   R: Member(recovery=True, upstream=P)})
     w.services["timescaledb-primary"] = dict(kp.ORIGINAL_SELECTOR)
     monkeypatch.setattr(sql, "fetch", w.fetch)
+    monkeypatch.setattr(pg, "fetch", w.fetch)  # what sql.fetch_value calls
     monkeypatch.setattr(sql, "connect", Conn)
     monkeypatch.setattr(sql, "execute_bounded", w.execute_bounded)
     monkeypatch.setattr(kp, "READY_TIMEOUT", 2.0)
@@ -218,7 +220,7 @@ def ctx_for(t: KindTarget) -> tuple[RunContext, list[tuple[str, dict[str, Any]]]
 
 
 def test_registered_and_implements_the_protocols(world: World, tmp_path: Path) -> None:
-    assert DEPLOYMENTS["timescaledb"] == "drillrunner.targets.kind.postgres:KindPostgresOps"
+    assert DEPLOYMENTS["timescaledb"] == "drillrunner.services.timescaledb.kind:KindPostgresOps"
     t, ops = make(world, tmp_path)
     assert isinstance(ops, PostgresOps) and isinstance(ops, RoutesPrimary)
     assert pg_ops(t) is ops
@@ -597,6 +599,7 @@ def pitr(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pitr:
         return [("000000010000000000000004",)] if "pg_switch_wal" in query else rows
 
     monkeypatch.setattr(sql, "fetch", pitr_fetch)
+    monkeypatch.setattr(pg, "fetch", pitr_fetch)
     monkeypatch.setattr(sql, "execute_bounded", pitr_execute)
     core = PitrCore(world, roots[kp.PITR])
     holder: list[Pitr] = []

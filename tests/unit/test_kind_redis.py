@@ -18,12 +18,12 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
 from drillrunner.services.redis import topology
+from drillrunner.services.redis.kind import KindRedisOps
 from drillrunner.services.redis.ops import RedisOps, redis_ops
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.apis import KubeApis
-from drillrunner.targets.kind.redis import KindRedisOps
 from drillrunner.targets.kind.target import KindTarget
 from tests.unit.kind_fakes import Cluster, FakeCore, apis, local_shell, pod
 
@@ -249,8 +249,8 @@ def test_member_for_maps_in_cluster_names_and_pod_ips(ops: Ops) -> None:
 
 
 def test_local_member_for_is_an_exact_match(tmp_path: Path) -> None:
-    from drillrunner.targets.local.config import StackSettings
-    from drillrunner.targets.local.redis import RedisDeployment
+    from drillrunner.services.redis.local import RedisDeployment
+    from drillrunner.stack.settings import StackSettings
     from drillrunner.targets.local.supervisor import Supervisor
 
     d = RedisDeployment(StackSettings(port_base=19000), tmp_path, Supervisor(tmp_path))

@@ -19,10 +19,10 @@ from kubernetes.client import (
     V1StatefulSetSpec,
 )
 
-from drillrunner.engine.actions import Catalog
+from drillrunner.core.actions import Catalog
+from drillrunner.core.errors import ActionFailed, MissingBinary, StackError, UsageError
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
-from drillrunner.errors import ActionFailed, MissingBinary, StackError, UsageError
 from drillrunner.targets.base import Signal, Target
 from drillrunner.targets.kind.apis import KubeApis
 from drillrunner.targets.kind.nodes import DockerNodes
@@ -188,7 +188,7 @@ def test_describe_has_context_and_fingerprint(cluster: Cluster, tmp_path: Path) 
 
 def test_preflight_and_environment_work_on_kind(cluster: Cluster, tmp_path: Path) -> None:
     from drillrunner.cli.run_cmds import _environment, _preflight
-    from drillrunner.errors import StackError
+    from drillrunner.core.errors import StackError
 
     t = target(cluster, tmp_path)
     with pytest.raises(StackError, match=r"redis-1.*drill cluster up"):
@@ -201,7 +201,7 @@ def test_preflight_and_environment_work_on_kind(cluster: Cluster, tmp_path: Path
 
 
 def test_preflight_without_stack_says_cluster_up(tmp_path: Path) -> None:
-    from drillrunner.errors import StackError
+    from drillrunner.core.errors import StackError
 
     with pytest.raises(StackError, match="drill cluster up"):
         target(Cluster(), tmp_path).deployments()

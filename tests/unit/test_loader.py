@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from drillrunner.core.actions import Catalog
 from drillrunner.engine import checks
-from drillrunner.engine.actions import Catalog
 from drillrunner.model.loader import check_actions, load
 from tests.unit import fake_actions
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from drillrunner.oms.breaker import BreakerState, CircuitBreaker
-from drillrunner.oms.config import BreakerConfig
+from orderservice.breaker import BreakerState, CircuitBreaker
+from orderservice.config import BreakerConfig
 
 
 class Clock:

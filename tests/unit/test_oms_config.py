@@ -6,11 +6,11 @@ from pathlib import Path
 
 import yaml
 
-from drillrunner.oms import config
-from drillrunner.oms.guard import REFUSAL, refusal
-from drillrunner.targets.local.config import OmsSettings, StackSettings
-from drillrunner.targets.local.oms import OmsDeployment
+from drillrunner.services.oms.local import OmsDeployment
+from drillrunner.stack.settings import OmsSettings, StackSettings
 from drillrunner.targets.local.supervisor import Supervisor
+from orderservice import config
+from orderservice.guard import REFUSAL, refusal
 
 
 def deployment(tmp_path: Path, **oms: object) -> OmsDeployment:
@@ -57,7 +57,7 @@ def test_settings_change_the_fingerprint(tmp_path: Path) -> None:
 
 def test_no_secret_on_the_command_line(tmp_path: Path) -> None:
     argv = deployment(tmp_path).spec("oms-0").argv
-    assert argv[1:4] == ["-m", "drillrunner.oms", "--config"]
+    assert argv[1:4] == ["-m", "orderservice", "--config"]
     assert not any("host=" in a or "port=" in a for a in argv)
 
 

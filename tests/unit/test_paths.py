@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from drillrunner.paths import state_dir
+from drillrunner.core.paths import state_dir
 
 
 def test_state_folder_leaves_a_private_project_folder(tmp_path: Path,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drillrunner.core.actions import Catalog
 from drillrunner.engine import checks
-from drillrunner.engine.actions import Catalog
-from drillrunner.engine.journal import Journal, read
 from drillrunner.engine.recover import pending_undos, replay
+from drillrunner.evidence.journal import Journal, read
 from tests.unit import fake_actions
 from tests.unit.fake_actions import FakeTarget
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drillrunner.engine.journal import Journal, read
-from drillrunner.engine.redact import MASK, redact, redact_text
+from drillrunner.evidence.journal import Journal, read
+from drillrunner.evidence.redact import MASK, redact, redact_text
 from drillrunner.report.artifacts import collect
 from drillrunner.report.bundle import render_bundle
 

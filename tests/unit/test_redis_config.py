@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drillrunner.services.redis.local import RedisDeployment
 from drillrunner.services.redis.topology import replica_lag_bytes
-from drillrunner.targets.local.config import RedisSettings, StackSettings
-from drillrunner.targets.local.redis import RedisDeployment
+from drillrunner.stack.settings import RedisSettings, StackSettings
 from drillrunner.targets.local.supervisor import Supervisor
 
 

@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 from drillrunner.cli import main
-from drillrunner.engine.journal import Journal
 from drillrunner.engine.runner import Runner
+from drillrunner.evidence.journal import Journal
+from drillrunner.evidence.manifest import verify
 from drillrunner.model.loader import load
 from drillrunner.report.bundle import render_bundle
-from drillrunner.report.manifest import verify
 from tests.support import missing
 from tests.unit.fake_actions import FakeTarget
 from tests.unit.test_runner import CATALOG, DEFAULT_VERIFY, SCENARIO, Phases

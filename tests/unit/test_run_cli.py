@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from drillrunner.cli import main
+from drillrunner.core.actions import Catalog
 from drillrunner.engine import checks
-from drillrunner.engine.actions import Catalog
-from drillrunner.engine.journal import read
+from drillrunner.evidence.journal import read
 from tests.unit import fake_actions
 from tests.unit.fake_actions import FakeTarget
 
@@ -51,7 +51,7 @@ def fake_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LockedTarget:
     monkeypatch.setattr(Catalog, "load", classmethod(lambda cls, *a: catalog))
     monkeypatch.setattr("drillrunner.targets.kind.select.open_target",
                         lambda *a, **k: target)
-    monkeypatch.setattr("drillrunner.paths.state_dir", lambda: target.state)
+    monkeypatch.setattr("drillrunner.core.paths.state_dir", lambda: target.state)
     monkeypatch.setenv("DRILL_SIGNING_KEY", str(tmp_path / "key"))
     return target
 

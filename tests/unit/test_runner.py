@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 
+from drillrunner.core.actions import Catalog
+from drillrunner.core.verdicts import Outcome, Verdict
 from drillrunner.engine import checks
-from drillrunner.engine.actions import Catalog
-from drillrunner.engine.journal import Journal, read
 from drillrunner.engine.runner import Phase, Runner
-from drillrunner.engine.verdicts import Outcome, Verdict
+from drillrunner.evidence.journal import Journal, read
 from drillrunner.model.loader import check_actions, load
 from tests.unit import fake_actions
 from tests.unit.fake_actions import FakeTarget

@@ -16,8 +16,9 @@ import pytest
 import typer
 
 from drillrunner.cli import evidence_cmds
-from drillrunner.engine.journal import GENESIS, Journal, read
-from drillrunner.errors import DrillError
+from drillrunner.core.errors import DrillError
+from drillrunner.evidence import manifest
+from drillrunner.evidence.journal import GENESIS, Journal, read
 from drillrunner.evidence.keys import SigningKeyError, local_signer, parse_public_key
 from drillrunner.evidence.signing import (
     Integrity,
@@ -26,7 +27,6 @@ from drillrunner.evidence.signing import (
     load_or_create_key,
     verify_bundle,
 )
-from drillrunner.report import manifest
 from drillrunner.report.bundle import render_bundle
 
 REPORTS = ("summary.json", "report.md", "report.html", "junit.xml")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
+from drillrunner.services.timescaledb.local import PostgresDeployment, _parse_conf
 from drillrunner.services.timescaledb.workload import SequencedWrites
-from drillrunner.targets.local.config import PostgresSettings, StackSettings
-from drillrunner.targets.local.postgres import PostgresDeployment, _parse_conf
+from drillrunner.stack.settings import PostgresSettings, StackSettings
 from drillrunner.targets.local.supervisor import Supervisor
 
 

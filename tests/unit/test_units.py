@@ -1,6 +1,6 @@
 import pytest
 
-from drillrunner.units import parse_duration, parse_rate
+from drillrunner.core.units import parse_duration, parse_rate
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("2s", 2.0), ("500ms", 0.5), (3, 3.0),

@@ -34,7 +34,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from drillrunner.audit.k8s import containers, data_line, items, mapping, pod_spec
 from drillrunner.audit.model import LineDict, LineList, Resource, line_of
-from drillrunner.errors import DrillError, ExitCode
+from drillrunner.core.errors import DrillError, ExitCode
 
 SUFFIXES = (".yaml", ".yml", ".json")
 # Kustomize's own files: configuration of the build, not objects sent to the cluster.

@@ -15,7 +15,7 @@ from drillrunner.cli import (
     run_cmds,
     stack_cmds,
 )
-from drillrunner.errors import DrillError, ExitCode, InvalidInput
+from drillrunner.core.errors import DrillError, ExitCode, InvalidInput
 
 app = typer.Typer(
     name="drill",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from drillrunner.errors import ExitCode
+from drillrunner.core.errors import ExitCode
 
 
 class Format(StrEnum):

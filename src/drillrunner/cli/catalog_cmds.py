@@ -8,22 +8,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from drillrunner.errors import InvalidInput, UsageError
+from drillrunner.core.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
-    from drillrunner.engine.actions import Catalog
+    from drillrunner.core.actions import Catalog
     from drillrunner.model.library import Library
 
 
 def _library() -> Library:
+    from drillrunner.core.paths import project_root
     from drillrunner.model.library import Library
-    from drillrunner.paths import project_root
 
     return Library(project_root())
 
 
 def _catalog() -> Catalog:
-    from drillrunner.engine.actions import Catalog
+    from drillrunner.core.actions import Catalog
 
     return Catalog.load()
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from drillrunner.errors import UsageError
+from drillrunner.core.errors import UsageError
 
 if TYPE_CHECKING:
     from drillrunner.model.library import Library
@@ -51,8 +51,8 @@ def claims(
     from rich.console import Console
     from rich.table import Table
 
+    from drillrunner.core.paths import project_root
     from drillrunner.model.library import Library
-    from drillrunner.paths import project_root
     from drillrunner.report.claims import claim_rows
 
     root = project_root()

@@ -24,7 +24,7 @@ class Format(StrEnum):
 
 
 def _cluster(name: str) -> Any:
-    from drillrunner.paths import project_root
+    from drillrunner.core.paths import project_root
     from drillrunner.targets.kind.cluster import Cluster
 
     return Cluster(project_root(), name)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from drillrunner.errors import ExitCode, UsageError
+from drillrunner.core.errors import ExitCode, UsageError
 
 BundleArg = Annotated[Path, typer.Argument(help="An evidence bundle folder.")]
 
@@ -62,9 +62,9 @@ def report(
     which shows they derive from the journal. An unsigned bundle is re-rendered in place
     and its manifest rewritten.
     """
+    from drillrunner.evidence.manifest import JOURNAL
     from drillrunner.evidence.signing import is_signed
     from drillrunner.report.bundle import render_bundle, render_reports
-    from drillrunner.report.manifest import JOURNAL
     from drillrunner.report.view import load_run
 
     if not (bundle / JOURNAL).is_file():
@@ -95,7 +95,7 @@ def report(
 
 
 def _unfinished(bundle: Path) -> bool:
-    from drillrunner.report.manifest import NAME, SIGNATURE
+    from drillrunner.evidence.manifest import NAME, SIGNATURE
 
     return not (bundle / NAME).exists() and not (bundle / SIGNATURE).exists()
 
@@ -104,9 +104,9 @@ def _finish(bundle: Path, sign_key: Path | None) -> None:
     """Signing vouches for the bundle: only a never-finished one, only explicitly, only
     with the key its journal names."""
     from drillrunner.evidence.keys import load_or_create_key, local_signer
+    from drillrunner.evidence.manifest import JOURNAL
     from drillrunner.evidence.signing import declared, run_start
     from drillrunner.report.bundle import render_bundle
-    from drillrunner.report.manifest import JOURNAL
 
     if not _unfinished(bundle):
         raise UsageError(f"{bundle}: already finished (it has a manifest or a SIGNATURE); "

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from drillrunner.errors import StackError, UsageError
+from drillrunner.core.errors import StackError, UsageError
 
 
 def _git_commit(root: Path) -> str:
@@ -134,14 +134,14 @@ def run(
     from datetime import UTC, datetime
 
     from drillrunner.cli.display import Display
-    from drillrunner.engine.actions import Catalog
-    from drillrunner.engine.journal import Journal
+    from drillrunner.core.actions import Catalog
+    from drillrunner.core.paths import project_root
+    from drillrunner.core.verdicts import Outcome
     from drillrunner.engine.lock import TargetLock
     from drillrunner.engine.outcome import EXIT, run_outcome
     from drillrunner.engine.runner import Runner
-    from drillrunner.engine.verdicts import Outcome
+    from drillrunner.evidence.journal import Journal
     from drillrunner.model.library import Library
-    from drillrunner.paths import project_root
     from drillrunner.report.bundle import render_bundle
 
     root = project_root()
@@ -255,10 +255,10 @@ def recover(
     the key its journal names. Safe to run again: completed undos are not repeated. Give the
     same --target (and --context) the drill ran with.
     """
-    from drillrunner.engine.actions import Catalog
+    from drillrunner.core.actions import Catalog
+    from drillrunner.core.paths import state_dir
     from drillrunner.engine.lock import TargetLock, pid_alive
     from drillrunner.engine.recover import replay
-    from drillrunner.paths import state_dir
     from drillrunner.targets.kind.select import open_target
 
     # local: look for the lock before opening the target (which needs a set-up stack)
@@ -289,7 +289,7 @@ def recover(
 def _reseal(bundle: Path, sign_key: Path | None) -> None:
     """The replay appended to the run's journal: render its bundle again and sign it with
     the key the journal names, so `drill verify` holds for the journal as it now is."""
-    from drillrunner.engine.journal import read
+    from drillrunner.evidence.journal import read
     from drillrunner.evidence.keys import SigningKeyError
     from drillrunner.report.bundle import render_bundle
 

@@ -23,7 +23,7 @@ class Format(StrEnum):
 
 
 def _state() -> Path:
-    from drillrunner.paths import state_dir
+    from drillrunner.core.paths import state_dir
 
     return state_dir()
 
@@ -77,7 +77,7 @@ def up(
 
     Settings given with --set stay in force until changed again or --reset.
     """
-    from drillrunner.targets.local.config import StackSettings, load_settings, save_settings
+    from drillrunner.stack.settings import StackSettings, load_settings, save_settings
     from drillrunner.targets.local.target import LocalTarget
 
     state = _state()
@@ -104,7 +104,7 @@ def up(
 @app.command()
 def down() -> None:
     """Stop every member of the local stack (data is kept)."""
-    from drillrunner.targets.local.config import load_settings
+    from drillrunner.stack.settings import load_settings
     from drillrunner.targets.local.target import LocalTarget
 
     state = _state()

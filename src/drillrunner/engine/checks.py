@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import check
+from drillrunner.core.actions import check
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import CheckResult, Measurement, Verdict
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpStatus
 from drillrunner.engine.outcome import UNKNOWN
 from drillrunner.engine.recovery import loss
-from drillrunner.engine.verdicts import CheckResult, Measurement, Verdict
-from drillrunner.units import Duration
 
 
 def fault_time(ctx: RunContext, from_fault: str | None) -> float | None:

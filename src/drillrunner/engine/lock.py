@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from drillrunner.errors import LockHeld
+from drillrunner.core.errors import LockHeld
 
 
 def pid_alive(pid: int) -> bool:

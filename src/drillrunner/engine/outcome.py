@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from drillrunner.core.errors import ExitCode
+from drillrunner.core.verdicts import CheckResult, Measurement, Outcome, Verdict
 from drillrunner.engine.history import History
 from drillrunner.engine.recovery import Recovery, recovery
-from drillrunner.engine.verdicts import CheckResult, Measurement, Outcome, Verdict
-from drillrunner.errors import ExitCode
 
 LASTING_OPS = 3  # a lasting recovery has at least this many successes, beside its duration
 CONTRACT = ("rto_seconds", "rto_error_seconds", "acknowledged_writes", "lost_acknowledged_writes")

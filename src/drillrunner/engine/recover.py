@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drillrunner.engine.actions import Catalog
+from drillrunner.core.actions import Catalog
+from drillrunner.core.verdicts import FaultResult
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
-from drillrunner.engine.journal import Journal, read
-from drillrunner.engine.verdicts import FaultResult
+from drillrunner.evidence.journal import Journal, read
 
 
 @dataclass(frozen=True)

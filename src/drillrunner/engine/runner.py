@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from drillrunner.engine.actions import ActionKind, Catalog
+from drillrunner.core.actions import ActionKind, Catalog
+from drillrunner.core.units import parse_rate
+from drillrunner.core.verdicts import CheckResult, FaultResult, Measurement, Outcome, Verdict
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import FaultEvent, History
-from drillrunner.engine.journal import Journal
 from drillrunner.engine.outcome import (
     LASTING_OPS,
     Observed,
@@ -31,12 +33,10 @@ from drillrunner.engine.outcome import (
     scenario_measurements,
 )
 from drillrunner.engine.recovery import lasting_success
-from drillrunner.engine.verdicts import CheckResult, FaultResult, Measurement, Outcome, Verdict
+from drillrunner.evidence.journal import Journal
 from drillrunner.model.loader import Document
 from drillrunner.model.scenario import ActionStep, ProbeStep, Scenario
 from drillrunner.targets.base import Target
-from drillrunner.units import parse_rate
-from drillrunner.waiting import WaitTimeout, poll_until
 
 STEADY_GRACE = 15.0  # a previous scenario's rollback may still be settling
 WARMUP_OPS = 3

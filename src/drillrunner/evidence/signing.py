@@ -27,8 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from drillrunner.engine.journal import final_hash
-from drillrunner.errors import UsageError
+from drillrunner.core.errors import UsageError
+from drillrunner.evidence import manifest
+from drillrunner.evidence.journal import final_hash
 from drillrunner.evidence.keys import (
     ALGORITHM,
     Signer,
@@ -40,8 +41,7 @@ from drillrunner.evidence.keys import (
     local_signer,
     verify_signature,
 )
-from drillrunner.report import manifest
-from drillrunner.report.manifest import JOURNAL, SIGNATURE
+from drillrunner.evidence.manifest import JOURNAL, SIGNATURE
 
 __all__ = ["Integrity", "Signer", "Verification", "is_signed", "load_or_create_key",
            "sign_bundle", "verify_bundle"]

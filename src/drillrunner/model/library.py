@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drillrunner.errors import InvalidInput, UsageError
+from drillrunner.core.errors import InvalidInput, UsageError
 from drillrunner.model.loader import Document, Problem, check_actions, load
 from drillrunner.model.scenario import ClaimRegistry, Drill, Scenario
 

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from drillrunner.core.units import parse_rate
 from drillrunner.model.scenario import ClaimRegistry, Drill, Scenario, WorkloadStep
-from drillrunner.units import parse_rate
 
 MAX_BYTES = 1024 * 1024
 MAX_ALIASES = 100  # an alias bomb expands exponentially when validated
@@ -194,7 +194,7 @@ def check_actions(doc: Document, catalog: Any, claims: set[str] | None = None
                   ) -> list[Problem]:
     """Every step names a registered action of the right kind with arguments that bind,
     and every claim cited is in the claim registry (when one is given)."""
-    from drillrunner.engine.actions import ActionKind
+    from drillrunner.core.actions import ActionKind
 
     if not isinstance(doc.model, Scenario):
         return []
@@ -250,7 +250,7 @@ def check_actions(doc: Document, catalog: Any, claims: set[str] | None = None
 def _blast_radius_problems(doc: Document, catalog: Any) -> list[Problem]:
     """The faults' disruptions add up (each lasts until the rollback): the sum may not
     exceed the scenario's blast_radius (1 member when unset; "all" allows a whole tier)."""
-    from drillrunner.engine.actions import ALL, ActionKind
+    from drillrunner.core.actions import ALL, ActionKind
     from drillrunner.model.scenario import DEFAULT_BLAST_RADIUS
 
     s = doc.model

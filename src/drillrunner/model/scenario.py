@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drillrunner.units import Duration
+from drillrunner.core.units import Duration
 
 NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ACTION = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$"

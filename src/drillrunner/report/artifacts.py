@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from drillrunner.engine.redact import redact_text
+from drillrunner.evidence.redact import redact_text
 
 LOG_LINES = 200
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from drillrunner.evidence.manifest import JOURNAL, write_manifest
 from drillrunner.report.html import write_html
 from drillrunner.report.junit import write_junit
-from drillrunner.report.manifest import JOURNAL, write_manifest
 from drillrunner.report.markdown import write_markdown
 from drillrunner.report.summary import write_summary
 from drillrunner.report.view import RunView, load_run

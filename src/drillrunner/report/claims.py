@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from drillrunner.engine.verdicts import Outcome, Verdict
+from drillrunner.core.verdicts import Outcome, Verdict
 from drillrunner.report.view import RunView, ScenarioView
 
 

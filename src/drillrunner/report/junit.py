@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from drillrunner.engine.verdicts import Outcome, Verdict
+from drillrunner.core.verdicts import Outcome, Verdict
 from drillrunner.report.claims import ClaimVerdict, claim_rows
 from drillrunner.report.view import RunView, ScenarioView
 

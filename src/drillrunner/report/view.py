@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drillrunner.engine.journal import read
-from drillrunner.engine.verdicts import Outcome
+from drillrunner.core.verdicts import Outcome
+from drillrunner.evidence.journal import read
 
 
 @dataclass

@@ -3,7 +3,7 @@ table of canary drivers (the offline truth), and the feature service drills read
 
 `drill stack up` copies this file next to the feature_store.yaml it generates in the
 state folder and runs `feast apply` there. The table and its rows are created by the
-deployment (targets/local/feast.py), which also knows the canary values to expect.
+deployment (services/feast/local.py), which also knows the canary values to expect.
 """
 
 from datetime import timedelta

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from drillrunner.engine.actions import check
+from drillrunner.core.actions import check
+from drillrunner.core.verdicts import CheckResult, Measurement, Verdict
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.engine.checks import fault_time
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpStatus
-from drillrunner.engine.verdicts import CheckResult, Measurement, Verdict
 from drillrunner.services.feast import canary, http
 from drillrunner.services.feast.faults import STASH_FLUSH
 from drillrunner.services.feast.observe import STASH_SAMPLES
@@ -19,7 +20,6 @@ from drillrunner.services.feast.restore import (
     STASH_REGISTRY_RESTORE,
     STASH_RESTORES,
 )
-from drillrunner.waiting import WaitTimeout, poll_until
 
 WORKLOAD = "feast.online_reads"
 SETTLE = 10.0  # how long the canaries may take to be served right after recovery

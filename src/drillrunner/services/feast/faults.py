@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-from drillrunner.engine.actions import fault
+from drillrunner.core.actions import fault
+from drillrunner.core.errors import StackError
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import FaultResult
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import StackError
 from drillrunner.services.feast.ops import feast_ops
 from drillrunner.services.feast.restore import STASH_BACKUP
-from drillrunner.units import Duration
 
 STASH_FLUSH = "feast.flush"
 

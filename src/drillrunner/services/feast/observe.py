@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from drillrunner.engine.actions import action
+from drillrunner.core.actions import action
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import FaultResult
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.feast import canary, http
 from drillrunner.services.feast.ops import feast_ops
-from drillrunner.units import Duration
 
 STASH_SAMPLES = "feast.health_samples"
 

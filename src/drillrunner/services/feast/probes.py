@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import probe
+from drillrunner.core.actions import probe
 from drillrunner.engine.context import RunContext
 from drillrunner.services.feast import canary, http
 from drillrunner.services.feast.ops import feast_ops

@@ -8,14 +8,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from drillrunner.engine.actions import action
+from drillrunner.core.actions import action
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import ActionFailed
 from drillrunner.services.feast import canary, http
 from drillrunner.services.feast.ops import FeastOps, feast_ops
-from drillrunner.units import Duration
-from drillrunner.waiting import WaitTimeout, poll_until
 
 STASH_RESTORES = "feast.restores"
 STASH_BACKUP = "feast.registry_backup"

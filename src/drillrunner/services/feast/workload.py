@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from drillrunner.engine.actions import workload
+from drillrunner.core.actions import workload
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpUnknown
-from drillrunner.errors import ActionFailed
 from drillrunner.services.feast import canary, http
 from drillrunner.services.feast.canary import Truth
 from drillrunner.services.feast.ops import feast_ops
-from drillrunner.units import Duration
-from drillrunner.waiting import WaitTimeout, poll_until
 
 READ_BACK_TIMEOUT = 10.0
 

@@ -3,15 +3,15 @@ node rejoined and the drill partition has all its replicas in sync again."""
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import action
+from drillrunner.core.actions import action
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import monotonic
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.kafka.ops import kafka_ops
 from drillrunner.services.kafka.topology import SERVICE, wait_ready
 from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef
-from drillrunner.units import Duration
-from drillrunner.waiting import monotonic
 
 TIMEOUT = 120.0  # a JVM restart on a busy 2-core machine plus the ISR catching up
 

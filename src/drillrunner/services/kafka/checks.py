@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import check
+from drillrunner.core.actions import check
+from drillrunner.core.verdicts import CheckResult, Verdict
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpStatus
-from drillrunner.engine.verdicts import CheckResult, Verdict
 from drillrunner.services.kafka.workload import SequencedProduces
 
 

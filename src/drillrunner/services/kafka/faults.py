@@ -3,10 +3,11 @@ members are found from the cluster's metadata and Raft state, never assumed."""
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import fault
+from drillrunner.core.actions import fault
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import ActionFailed
 from drillrunner.services.kafka.ops import kafka_ops
 from drillrunner.services.kafka.topology import (
     SERVICE,
@@ -17,7 +18,6 @@ from drillrunner.services.kafka.topology import (
 )
 from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef, Signal
-from drillrunner.waiting import poll_until
 
 
 def _kill(ctx: RunContext, member: MemberRef, signal: Signal, what: str) -> FaultResult:

@@ -7,14 +7,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.services.kafka import client
 from drillrunner.services.kafka.client import PartitionState
 from drillrunner.services.kafka.ops import KafkaOps
 from drillrunner.services.paused import Processes as Procs
 from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef
-from drillrunner.waiting import WaitTimeout, poll_until
 
 SERVICE = "kafka"
 REPLICATION = 3

@@ -20,13 +20,13 @@ from collections.abc import Collection
 from enum import StrEnum
 from typing import Any
 
-from drillrunner.engine.actions import workload
+from drillrunner.core.actions import workload
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import Recorder, RunContext
 from drillrunner.engine.history import OpUnknown
-from drillrunner.errors import ActionFailed
 from drillrunner.services.kafka.ops import kafka_ops
-from drillrunner.units import Duration
-from drillrunner.waiting import poll_until
 
 REPORT_GRACE = 0.5  # past message.timeout.ms, librdkafka's own timeout report is due
 READ_TIMEOUT = 60.0

@@ -3,14 +3,14 @@ node is healthy and every replica of the drill stream is current again."""
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import action
+from drillrunner.core.actions import action
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import monotonic
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.nats.ops import nats_ops
 from drillrunner.services.nats.topology import SERVICE, wait_ready
 from drillrunner.services.paused import is_stopped
-from drillrunner.units import Duration
-from drillrunner.waiting import monotonic
 
 
 def _ready(ctx: RunContext, timeout: float, started: float) -> tuple[str | None, float]:

@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
 
-from drillrunner.engine.actions import check
+from drillrunner.core.actions import check
+from drillrunner.core.verdicts import CheckResult, Measurement, Verdict
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import CheckResult, Measurement, Verdict
 from drillrunner.services.nats.workload import JsPublish, StoredMessage
 
 

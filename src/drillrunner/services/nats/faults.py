@@ -8,14 +8,14 @@ cutting the others' too (see the report).
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import fault
+from drillrunner.core.actions import fault
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.nats.ops import nats_ops
 from drillrunner.services.nats.topology import SERVICE, member_roles, stream_leader
 from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef, Signal
-from drillrunner.waiting import poll_until
 
 
 @fault("nats.kill_stream_leader", undo="nats.restart_member")

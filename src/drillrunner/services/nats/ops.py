@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
 from drillrunner.services.nats.client import StreamSpec
 from drillrunner.targets.base import MemberRef, Target
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import probe
+from drillrunner.core.actions import probe
 from drillrunner.engine.context import RunContext
 from drillrunner.services.nats.ops import nats_ops
 from drillrunner.services.nats.topology import readiness

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.services.nats import client
 from drillrunner.services.nats.ops import NatsOps, nats_ops
 from drillrunner.services.paused import Processes, is_stopped
 from drillrunner.targets.base import MemberRef, Target
-from drillrunner.waiting import WaitTimeout, poll_until
 
 SERVICE = "nats"
 

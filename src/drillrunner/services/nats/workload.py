@@ -21,14 +21,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from drillrunner.engine.actions import workload
+from drillrunner.core.actions import workload
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpUnknown
-from drillrunner.errors import ActionFailed
 from drillrunner.services.nats import client
 from drillrunner.services.nats.ops import nats_ops
-from drillrunner.units import Duration
-from drillrunner.waiting import poll_until
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS

@@ -11,13 +11,13 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from drillrunner.engine.actions import check
+from drillrunner.core.actions import check
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import CheckResult, Measurement, Verdict
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import Op, OpStatus
 from drillrunner.engine.outcome import LASTING_OPS, UNKNOWN
 from drillrunner.engine.recovery import loss, recovery
-from drillrunner.engine.verdicts import CheckResult, Measurement, Verdict
-from drillrunner.oms.guard import REFUSAL
 from drillrunner.services.oms.faults import (
     GUARD,
     PG_PAUSE,
@@ -28,7 +28,7 @@ from drillrunner.services.oms.faults import (
 )
 from drillrunner.services.oms.probes import kill_switch_state
 from drillrunner.services.oms.workload import WORKLOAD
-from drillrunner.units import Duration
+from orderservice.guard import REFUSAL
 
 LASTING_SECONDS = 1.0  # orders accepted this long without a rejection count as "back"
 

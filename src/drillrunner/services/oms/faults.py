@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from drillrunner.engine.actions import action, fault
+from drillrunner.core.actions import action, fault
+from drillrunner.core.errors import StackError
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import WaitTimeout, monotonic, poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import StackError
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import SERVICE, oms_ops
 from drillrunner.services.paused import is_stopped
@@ -18,8 +20,6 @@ from drillrunner.services.redis.topology import wait_ready
 from drillrunner.services.timescaledb.ops import pg_ops
 from drillrunner.services.timescaledb.roles import the_primary
 from drillrunner.targets.base import Signal
-from drillrunner.units import Duration
-from drillrunner.waiting import WaitTimeout, monotonic, poll_until
 
 # ctx.stash keys read by the checks.
 PG_PAUSE = "oms.postgres_paused"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from drillrunner.engine.actions import action, fault
+from drillrunner.core.actions import action, fault
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.verdicts import FaultResult
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import ActionFailed
 from drillrunner.services.oms.http import request
 from drillrunner.services.oms.ops import oms_ops
 from drillrunner.services.redis import client

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
 from drillrunner.targets.base import MemberRef, Target
 
 SERVICE = "oms"

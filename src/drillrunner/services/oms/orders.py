@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import time
 
-from drillrunner.engine.actions import action, fault
+from drillrunner.core.actions import action, fault
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration, Rate
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import Op, OpStatus, OpUnknown
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import ActionFailed
 from drillrunner.services.oms.workload import WORKLOAD, OrdersClient, orders
-from drillrunner.units import Duration, Rate
-from drillrunner.waiting import WaitTimeout, poll_until
 
 WARMUP_OPS = 3
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import probe
+from drillrunner.core.actions import probe
+from drillrunner.core.units import Duration
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.recovery import lasting_success
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import oms_ops
 from drillrunner.services.oms.workload import WORKLOAD
-from drillrunner.units import Duration
 
 MIN_LASTING_OPS = 3
 

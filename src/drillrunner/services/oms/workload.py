@@ -14,14 +14,14 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from drillrunner.engine.actions import workload
+from drillrunner.core.actions import workload
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpUnknown
-from drillrunner.errors import ActionFailed
 from drillrunner.services.oms.ops import oms_ops
 from drillrunner.services.timescaledb import sql
-from drillrunner.units import Duration
-from drillrunner.waiting import poll_until
 
 WORKLOAD = "oms.orders"
 TABLE = "oms_orders"

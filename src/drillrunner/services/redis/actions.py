@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from drillrunner.engine.actions import action
+from drillrunner.core.actions import action
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import FaultResult
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.redis.lifecycle import start_all, start_member
 from drillrunner.services.redis.ops import redis_ops
 from drillrunner.services.redis.topology import SERVICE, Role, member_role, wait_ready
-from drillrunner.units import Duration
 
 
 @action("redis.restart_member")

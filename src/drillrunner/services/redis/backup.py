@@ -16,17 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drillrunner.engine.actions import action, check
+from drillrunner.core.actions import action, check
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration, parse_duration
+from drillrunner.core.verdicts import CheckResult, FaultResult, Verdict
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import CheckResult, FaultResult, Verdict
-from drillrunner.errors import ActionFailed
 from drillrunner.services.redis import client
 from drillrunner.services.redis.lifecycle import current_primary
 from drillrunner.services.redis.ops import RedisOps, redis_ops
 from drillrunner.services.redis.topology import wait_aof_written, wait_ready
 from drillrunner.targets.base import MemberRef, Signal, Target
-from drillrunner.units import Duration, parse_duration
-from drillrunner.waiting import poll_until
 
 STASH_SNAPSHOT = "redis.snapshot"
 STASH_RESTORE = "redis.restore"

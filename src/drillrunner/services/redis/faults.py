@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import fault
+from drillrunner.core.actions import fault
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
 from drillrunner.services.paused import is_stopped
 from drillrunner.services.redis.lifecycle import current_primary
 from drillrunner.services.redis.ops import redis_ops
 from drillrunner.services.redis.topology import SERVICE, member_roles
 from drillrunner.targets.base import Signal
-from drillrunner.waiting import poll_until
 
 
 @fault("redis.kill_primary", undo="redis.restart_member")

@@ -39,7 +39,7 @@ def start_all(target: Target, ops: RedisOps, timeout: float) -> tuple[list[str],
 
 def current_primary(target: Target, ops: RedisOps) -> MemberRef:
     """The live primary: the sentinels' choice if it is a running primary."""
-    from drillrunner.errors import ActionFailed
+    from drillrunner.core.errors import ActionFailed
     from drillrunner.services.redis.topology import Role, member_role
 
     master = ops.current_master()

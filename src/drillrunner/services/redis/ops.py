@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
 from drillrunner.targets.base import MemberRef, Target
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import probe
+from drillrunner.core.actions import probe
 from drillrunner.engine.context import RunContext
 from drillrunner.services.redis import client
 from drillrunner.services.redis.ops import redis_ops

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.services.paused import is_stopped
 from drillrunner.services.redis import client
 from drillrunner.targets.base import MemberRef, Target
-from drillrunner.waiting import WaitTimeout, poll_until
 
 if TYPE_CHECKING:
     from drillrunner.services.redis.ops import RedisOps

@@ -14,16 +14,16 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
-from drillrunner.engine.actions import workload
+from drillrunner.core.actions import workload
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpUnknown
-from drillrunner.errors import ActionFailed
 from drillrunner.services.redis import client
 from drillrunner.services.redis.ops import redis_ops
 from drillrunner.services.redis.topology import sentinels_of
 from drillrunner.targets.base import MemberRef
-from drillrunner.units import Duration
-from drillrunner.waiting import poll_until
 
 READ_TIMEOUT = 5.0
 READ_BATCH = 1000

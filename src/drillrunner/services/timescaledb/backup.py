@@ -6,16 +6,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from drillrunner.engine.actions import action, fault
+from drillrunner.core.actions import action, fault
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import ActionFailed
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import PostgresOps, StagesRestore, pg_ops
 from drillrunner.services.timescaledb.roles import the_primary
 from drillrunner.targets.base import MemberRef
-from drillrunner.units import Duration
-from drillrunner.waiting import WaitTimeout, poll_until
 
 # ctx.stash keys shared by these steps and the PITR check.
 BACKUP_KEY = "timescaledb.base_backup"

@@ -3,11 +3,11 @@ target."""
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import check
+from drillrunner.core.actions import check
+from drillrunner.core.verdicts import CheckResult, Verdict
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpStatus
 from drillrunner.engine.outcome import UNKNOWN
-from drillrunner.engine.verdicts import CheckResult, Verdict
 from drillrunner.services.timescaledb.backup import (
     RESTORE_FAILED_KEY,
     RESTORE_POINT_KEY,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import fault
+from drillrunner.core.actions import fault
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import monotonic, poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import ActionFailed
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import SERVICE, RoutesPrimary, pg_ops
 from drillrunner.services.timescaledb.repair import walreceiver_pid, walsender_pid
 from drillrunner.services.timescaledb.roles import Role, member_roles, replicas, the_primary
 from drillrunner.targets.base import Signal
-from drillrunner.units import Duration
-from drillrunner.waiting import monotonic, poll_until
 
 
 @fault("timescaledb.kill_primary", undo="timescaledb.rebuild_replica")

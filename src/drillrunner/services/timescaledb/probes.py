@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
-from drillrunner.engine.actions import probe
+from drillrunner.core.actions import probe
+from drillrunner.core.units import Duration
 from drillrunner.engine.context import RunContext
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import pg_ops
 from drillrunner.services.timescaledb.roles import Role, member_roles, replicas
-from drillrunner.units import Duration
 
 # A standby that has not replied for this long is not streaming, whatever the primary's
 # pg_stat_replication still says (a frozen walreceiver keeps its row until the timeout).

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import action
+from drillrunner.core.actions import action
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.waiting import monotonic, poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import ActionFailed
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import SERVICE, PostgresOps, pg_ops
 from drillrunner.services.timescaledb.roles import Role, member_roles
-from drillrunner.waiting import monotonic, poll_until
 
 
 def streams_from(ops: PostgresOps, primary: str, member: str, sync: bool | None = None) -> bool:

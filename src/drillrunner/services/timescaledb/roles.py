@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import SERVICE, PostgresOps, pg_ops
 from drillrunner.targets.base import MemberRef, Target

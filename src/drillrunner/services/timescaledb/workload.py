@@ -7,14 +7,14 @@ import uuid
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from drillrunner.engine.actions import workload
+from drillrunner.core.actions import workload
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.units import Duration
+from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpUnknown, WorkloadClient
-from drillrunner.errors import ActionFailed
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import pg_ops
-from drillrunner.units import Duration
-from drillrunner.waiting import poll_until
 
 if TYPE_CHECKING:
     from psycopg import Connection

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drillrunner.errors import StackError
+from drillrunner.core.errors import StackError
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.targets.kind.apis import http_status
-from drillrunner.waiting import WaitTimeout, poll_until
 
 
 @dataclass(frozen=True)

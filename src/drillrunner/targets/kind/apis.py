@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drillrunner.errors import StackError, UsageError
+from drillrunner.core.errors import StackError, UsageError
 from drillrunner.targets.kind.safety import check_context
 
 

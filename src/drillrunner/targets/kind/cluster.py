@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drillrunner.errors import MissingBinary, StackError
+from drillrunner.core.errors import MissingBinary, StackError
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.targets.kind.safety import check_context
-from drillrunner.waiting import WaitTimeout, poll_until
 
 DEFAULT_CLUSTER = "drill"
 NAMESPACE = "drill"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
 from drillrunner.targets.base import MemberRef
 
 if TYPE_CHECKING:

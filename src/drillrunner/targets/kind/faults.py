@@ -2,15 +2,15 @@
 
 Each fault journals its undo (name + JSON arguments) with ctx.will_undo BEFORE it acts;
 every undo is idempotent. For the catalog to see them, this module must be listed in
-engine/actions.py SERVICE_MODULES ("drillrunner.targets.kind.faults").
+core/actions.py SERVICE_MODULES ("drillrunner.targets.kind.faults").
 """
 
 from __future__ import annotations
 
-from drillrunner.engine.actions import action, fault
+from drillrunner.core.actions import action, fault
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.verdicts import FaultResult
 from drillrunner.engine.context import RunContext
-from drillrunner.engine.verdicts import FaultResult
-from drillrunner.errors import ActionFailed
 from drillrunner.targets.kind.target import KindTarget
 
 

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from drillrunner.errors import ActionFailed, MissingBinary
+from drillrunner.core.errors import ActionFailed, MissingBinary
 
 KIND_LABEL = "io.x-k8s.kind.cluster"
 

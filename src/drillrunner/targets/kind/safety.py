@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from fnmatch import fnmatchcase
 
-from drillrunner.errors import UsageError
+from drillrunner.core.errors import UsageError
 
 ENV = "DRILL_KUBE_CONTEXTS"
 DEFAULT_PATTERNS = ("kind-*",)

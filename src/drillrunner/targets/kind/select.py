@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from drillrunner.errors import UsageError
+from drillrunner.core.errors import UsageError
 
 TARGETS = ("local", "kind")
 
@@ -13,7 +13,7 @@ TARGETS = ("local", "kind")
 def open_target(name: str, context: str | None = None, kubeconfig: Path | None = None) -> Any:
     """The target to run on. For kind the context is checked against the allow-list
     before any API call; for local, --context makes no sense and is refused."""
-    from drillrunner.paths import state_dir
+    from drillrunner.core.paths import state_dir
 
     if name == "local":
         if context:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from drillrunner.errors import ActionFailed, StackError
+from drillrunner.core.errors import ActionFailed, StackError
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.targets.kind.apis import http_status
-from drillrunner.waiting import WaitTimeout, poll_until
 
 if TYPE_CHECKING:
     from drillrunner.targets.kind.target import KindTarget

@@ -24,13 +24,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from drillrunner.errors import ActionFailed, StackError
+from drillrunner.core.errors import ActionFailed, StackError
+from drillrunner.core.waiting import poll_until
 from drillrunner.targets.base import MemberRef, Signal
 from drillrunner.targets.kind.apis import KubeApis, connect, http_status, own_client
 from drillrunner.targets.kind.forward import PortForwarder
 from drillrunner.targets.kind.nodes import DockerNodes
 from drillrunner.targets.kind.safety import check_context
-from drillrunner.waiting import poll_until
 
 SERVICES = ("timescaledb", "redis", "kafka", "nats", "feast", "oms")
 NAME_LABEL = "app.kubernetes.io/name"
@@ -47,12 +47,12 @@ ISOLATED_LABEL = "drill.dev/isolated"  # the allow policies of deploy/k8s skip p
 DEFAULT_NAMESPACE = "drill"
 
 # service -> "module:Class" of its kind operations; the rest get the generic KindDeployment.
-DEPLOYMENTS = {"redis": "drillrunner.targets.kind.redis:KindRedisOps",
-               "timescaledb": "drillrunner.targets.kind.postgres:KindPostgresOps",
-               "kafka": "drillrunner.targets.kind.kafka:KindKafkaOps",
-               "nats": "drillrunner.targets.kind.nats:KindNatsOps",
-               "feast": "drillrunner.targets.kind.feast:KindFeastOps",
-               "oms": "drillrunner.targets.kind.oms:KindOmsOps"}
+DEPLOYMENTS = {"redis": "drillrunner.services.redis.kind:KindRedisOps",
+               "timescaledb": "drillrunner.services.timescaledb.kind:KindPostgresOps",
+               "kafka": "drillrunner.services.kafka.kind:KindKafkaOps",
+               "nats": "drillrunner.services.nats.kind:KindNatsOps",
+               "feast": "drillrunner.services.feast.kind:KindFeastOps",
+               "oms": "drillrunner.services.oms.kind:KindOmsOps"}
 
 
 class ExecResult(BaseModel):
@@ -83,7 +83,7 @@ class KindTarget:
         self.cluster = cluster or context.removeprefix("kind-")
         self.nodes = nodes or DockerNodes(self.cluster)
         if state is None:
-            from drillrunner.paths import state_dir
+            from drillrunner.core.paths import state_dir
 
             state = state_dir() / "kind" / self.context
         self.state = state

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
-from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
 
 

@@ -16,8 +16,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drillrunner.errors import StackError
-from drillrunner.waiting import WaitTimeout, poll_until
+from drillrunner.core.errors import StackError
+from drillrunner.core.waiting import WaitTimeout, poll_until
 
 
 class _Exited(Exception):

@@ -13,20 +13,20 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from drillrunner.errors import StackError
+from drillrunner.core.errors import StackError
+from drillrunner.stack.settings import StackSettings, load_settings
 from drillrunner.targets.base import MemberRef, Signal
-from drillrunner.targets.local.config import StackSettings, load_settings
 from drillrunner.targets.local.deployment import LocalDeployment
 from drillrunner.targets.local.supervisor import Supervisor, tail_text, tree_pids
 
 # service -> "module:Class" of its local deployment, imported when first used.
 DEPLOYMENTS = {
-    "timescaledb": "drillrunner.targets.local.postgres:PostgresDeployment",
-    "redis": "drillrunner.targets.local.redis:RedisDeployment",
-    "oms": "drillrunner.targets.local.oms:OmsDeployment",
-    "nats": "drillrunner.targets.local.nats:NatsDeployment",
-    "feast": "drillrunner.targets.local.feast:FeastDeployment",
-    "kafka": "drillrunner.targets.local.kafka:KafkaDeployment",
+    "timescaledb": "drillrunner.services.timescaledb.local:PostgresDeployment",
+    "redis": "drillrunner.services.redis.local:RedisDeployment",
+    "oms": "drillrunner.services.oms.local:OmsDeployment",
+    "nats": "drillrunner.services.nats.local:NatsDeployment",
+    "feast": "drillrunner.services.feast.local:FeastDeployment",
+    "kafka": "drillrunner.services.kafka.local:KafkaDeployment",
 }
 
 # Services that need others running before they start; the rest start side by side.

@@ -19,16 +19,16 @@ from typing import Any
 
 import yaml
 
-from drillrunner.errors import MissingBinary, StackError
-from drillrunner.oms.config import KILL_SWITCH_KEY
+from drillrunner.core.errors import MissingBinary, StackError
+from drillrunner.core.waiting import WaitTimeout, monotonic, poll_until
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import SERVICE
+from drillrunner.services.redis.local import RedisDeployment
+from drillrunner.services.timescaledb.local import PostgresDeployment
+from drillrunner.stack.settings import OmsSettings, StackSettings
 from drillrunner.targets.base import MemberRef
-from drillrunner.targets.local.config import OmsSettings, StackSettings
-from drillrunner.targets.local.postgres import PostgresDeployment
-from drillrunner.targets.local.redis import RedisDeployment
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
-from drillrunner.waiting import WaitTimeout, monotonic, poll_until
+from orderservice.config import KILL_SWITCH_KEY
 
 MEMBERS = ("oms-0",)
 PYTHON_DEPS = ("fastapi", "uvicorn", "httpx")
@@ -72,7 +72,7 @@ class OmsDeployment:
         self._check_member(name)
         return ProcessSpec(
             name=name,
-            argv=[sys.executable, "-m", "drillrunner.oms", "--config",
+            argv=[sys.executable, "-m", "orderservice", "--config",
                   str((self.member_dir(name) / "oms.yaml").resolve())],
             port=self.settings.port(name),
             log=self.member_dir(name) / f"{name}.log",

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from drillrunner.errors import ActionFailed, StackError
-from drillrunner.oms.config import KILL_SWITCH_KEY
+from drillrunner.core.errors import ActionFailed, StackError
+from drillrunner.core.waiting import WaitTimeout, monotonic, poll_until
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import SERVICE
 from drillrunner.targets.base import Signal
@@ -37,7 +37,7 @@ from drillrunner.targets.kind.statefulsets import (
     stop_statefulset,
     sts_annotations,
 )
-from drillrunner.waiting import WaitTimeout, monotonic, poll_until
+from orderservice.config import KILL_SWITCH_KEY
 
 if TYPE_CHECKING:
     pass
@@ -178,7 +178,7 @@ class KindOmsOps(KindDeployment):
     def _validate(overrides: dict[str, Any] | None) -> dict[str, Any]:
         from pydantic import ValidationError
 
-        from drillrunner.targets.local.config import OmsSettings
+        from drillrunner.stack.settings import OmsSettings
 
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - set(FIELDS))

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from drillrunner.oms.config import KillSwitchConfig, RedisTarget, SwitchState
-from drillrunner.services.redis import client
+from failfast import redis_client as client
+from orderservice.config import KillSwitchConfig, RedisTarget, SwitchState
 
 
 class Source(StrEnum):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from drillrunner.oms.config import BreakerConfig
+from orderservice.config import BreakerConfig
 
 
 class BreakerState(StrEnum):

@@ -25,7 +25,7 @@ import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
-from drillrunner.errors import ActionFailed, StackError
+from drillrunner.core.errors import ActionFailed, StackError
 from drillrunner.services.kafka import client
 from drillrunner.services.kafka.ops import QuorumView
 from drillrunner.services.kafka.topology import REPLICATION

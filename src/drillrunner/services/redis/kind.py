@@ -31,10 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from drillrunner.errors import ActionFailed, StackError
+from drillrunner.core.errors import ActionFailed, StackError
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.deployments import KindDeployment
-from drillrunner.waiting import WaitTimeout, poll_until
 
 if TYPE_CHECKING:
     from drillrunner.targets.kind.target import ExecResult, KindTarget

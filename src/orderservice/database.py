@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from drillrunner.services.timescaledb import sql
+from failfast import pg as sql
 
 if TYPE_CHECKING:
     from psycopg import Connection

@@ -24,13 +24,13 @@ import subprocess
 from functools import cached_property
 from pathlib import Path
 
-from drillrunner.errors import MissingBinary, StackError
+from drillrunner.core.errors import MissingBinary, StackError
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import SERVICE
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef, Signal
-from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor, process_state
-from drillrunner.waiting import WaitTimeout, poll_until
 
 STANDING = ("tsdb-0", "tsdb-1")
 PITR = "tsdb-pitr"

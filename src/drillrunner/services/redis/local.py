@@ -13,11 +13,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from drillrunner.errors import MissingBinary, StackError
+from drillrunner.core.errors import MissingBinary, StackError
 from drillrunner.services.redis import client, topology
 from drillrunner.services.redis.client import MASTER_NAME
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
-from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
 
 SERVERS = ("redis-0", "redis-1")

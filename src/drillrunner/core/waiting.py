@@ -15,7 +15,7 @@ from tenacity import (
     wait_fixed,
 )
 
-from drillrunner.errors import DrillError
+from drillrunner.core.errors import DrillError
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""`python -m drillrunner.oms --config oms.yaml`: check the guard, then serve with uvicorn."""
+"""`python -m orderservice --config oms.yaml`: check the guard, then serve with uvicorn."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import logging
 import sys
 from pathlib import Path
 
-from drillrunner.oms import config as oms_config
-from drillrunner.oms.guard import refusal
+from orderservice import config as oms_config
+from orderservice.guard import refusal
 
 EXIT_REFUSED = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m drillrunner.oms")
+    parser = argparse.ArgumentParser(prog="python -m orderservice")
     parser.add_argument("--config", type=Path, required=True, help="path of oms.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from drillrunner.oms.app import build, create_app
+    from orderservice.app import build, create_app
 
     services = build(cfg, switch, breakers)
     services.db.ensure_schema()  # best effort: retried by the first order otherwise

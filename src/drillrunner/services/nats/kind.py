@@ -21,13 +21,13 @@ from __future__ import annotations
 import re
 import time
 
-from drillrunner.errors import ActionFailed, StackError
+from drillrunner.core.errors import ActionFailed, StackError
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.services.nats import client
 from drillrunner.services.nats.client import StreamSpec
 from drillrunner.targets.base import MemberRef, Signal
 from drillrunner.targets.kind.apis import http_status
 from drillrunner.targets.kind.deployments import KindDeployment
-from drillrunner.waiting import WaitTimeout, poll_until
 
 MONITOR_PORT = 8222
 STORE = "/data/jetstream"  # jetstream.store_dir in ConfigMap nats-config

@@ -32,13 +32,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from drillrunner.engine.redact import redact_text
-from drillrunner.errors import MissingBinary, StackError
+from drillrunner.core.errors import MissingBinary, StackError
+from drillrunner.core.waiting import WaitTimeout, poll_until
+from drillrunner.evidence.redact import redact_text
 from drillrunner.services.feast import canary, http
 from drillrunner.services.feast.ops import SERVICE, CliRun
 from drillrunner.services.feast.stores import PG_DB, PG_ROLE, REDIS_DB, SCHEMA, FeastStores
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
-from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import (
     ProcessSpec,
     Supervisor,
@@ -46,7 +47,6 @@ from drillrunner.targets.local.supervisor import (
     process_state,
     tree_pids,
 )
-from drillrunner.waiting import WaitTimeout, poll_until
 
 MEMBER = "feast-0"
 PASSWORD_ENV = "FEAST_PG_PASSWORD"
@@ -136,13 +136,13 @@ class FeastDeployment(FeastStores):
 
     @cached_property
     def _postgres(self) -> Any:
-        from drillrunner.targets.local.postgres import PostgresDeployment
+        from drillrunner.services.timescaledb.local import PostgresDeployment
 
         return PostgresDeployment(self.settings, self.state, self.sup)
 
     @cached_property
     def _redis(self) -> Any:
-        from drillrunner.targets.local.redis import RedisDeployment
+        from drillrunner.services.redis.local import RedisDeployment
 
         return RedisDeployment(self.settings, self.state, self.sup)
 

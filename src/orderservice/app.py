@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from drillrunner.oms.breaker import BreakerState, CircuitBreaker, Transition
-from drillrunner.oms.config import BreakersFile, KillSwitchConfig, OmsConfig, SwitchState
-from drillrunner.oms.database import Database, Outcome
-from drillrunner.oms.killswitch import KillSwitch, Source
+from orderservice.breaker import BreakerState, CircuitBreaker, Transition
+from orderservice.config import BreakersFile, KillSwitchConfig, OmsConfig, SwitchState
+from orderservice.database import Database, Outcome
+from orderservice.killswitch import KillSwitch, Source
 
 log = logging.getLogger("oms")
 
@@ -112,7 +112,7 @@ def create_app(s: Services) -> FastAPI:
 
     @app.put("/admin/kill-switch")
     def put_switch(body: SwitchIn) -> JSONResponse:
-        from drillrunner.oms.killswitch import RedisUnavailable
+        from orderservice.killswitch import RedisUnavailable
 
         try:
             s.switch.set(body.state)

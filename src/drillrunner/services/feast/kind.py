@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drillrunner.engine.redact import redact_text
-from drillrunner.errors import ActionFailed, StackError
+from drillrunner.core.errors import ActionFailed, StackError
+from drillrunner.core.waiting import WaitTimeout, poll_until
+from drillrunner.evidence.redact import redact_text
 from drillrunner.services.feast import http
 from drillrunner.services.feast.ops import SERVICE, CliRun
 from drillrunner.services.feast.stores import PG_DB, PG_ROLE, SCHEMA, FeastStores
@@ -33,7 +34,6 @@ from drillrunner.targets.kind.statefulsets import (
     start_statefulset,
     stop_statefulset,
 )
-from drillrunner.waiting import WaitTimeout, poll_until
 
 STATEFULSET = "feast-feature-server"
 SERVER = f"{STATEFULSET}-0"
@@ -43,7 +43,7 @@ REPO = "/opt/feast/repo"
 CLI_CONFIG = "/tmp/drill-feast-cli.yaml"
 REMOTE_DUMP = "/tmp/drill-feast-registry.dump"  # in the primary pod, during a restore
 CREDENTIALS, PASSWORD_KEY = "feast-credentials", "offline-store-password"
-# As on the local stack (targets/local/feast.py), and as deploy/k8s/feast/configmap.yaml says.
+# As on the local stack (services/feast/local.py), and as deploy/k8s/feast/configmap.yaml says.
 START_TIMEOUT = 90.0
 PSQL = ["psql", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", PG_DB, "-tAc"]
 

@@ -15,13 +15,13 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
-from drillrunner.errors import MissingBinary, StackError
+from drillrunner.core.errors import MissingBinary, StackError
+from drillrunner.core.waiting import poll_until
 from drillrunner.services.nats import client, topology
 from drillrunner.services.nats.client import StreamSpec
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
-from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
-from drillrunner.waiting import poll_until
 
 NODES = ("nats-0", "nats-1", "nats-2")
 CLUSTER_NAME = "drill"

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from drillrunner.units import Duration
+
+def _seconds(value: Any) -> Any:
+    """'500ms' and '2s' as seconds; numbers and anything else go to pydantic as they are."""
+    if isinstance(value, str) and value.strip().endswith("ms"):
+        return float(value.strip()[:-2]) / 1000
+    if isinstance(value, str) and value.strip().endswith("s"):
+        return float(value.strip()[:-1])
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+
 
 KILL_SWITCH_KEY = "oms:kill-switch"
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drillrunner.engine.redact import redact
+from drillrunner.evidence.redact import redact
 
 GENESIS = "0" * 64
 # Written by the journal itself: an event's payload may not override them.

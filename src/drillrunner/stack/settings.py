@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from drillrunner.errors import StackError, UsageError
+from drillrunner.core.errors import StackError, UsageError
 
 # Each member's port is port_base + its offset: one number moves the whole stack.
 PORT_OFFSETS = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drillrunner.oms.config import OmsConfig
+from orderservice.config import OmsConfig
 
 REFUSAL = "refusing to start: simulation mode is not allowed in production"
 

@@ -4,7 +4,7 @@ Apache Kafka is not packaged for PyPI or Debian: its jars come from Maven Centra
 `kafka_pom.xml` beside this file, fetched once into a cache outside the state folder (it
 survives `drill stack down` and is shared by every stack):
 
-    python -m drillrunner.targets.local.kafka fetch     # needs java and maven
+    python -m drillrunner.services.kafka.local fetch     # needs java and maven
 
 Layout: `<state>/kafka/cluster.id`; `<state>/kafka/<member>/` holds `node.properties`,
 `<member>.log` and `data/` (the log dir, with `__cluster_metadata-0/quorum-state`, the
@@ -37,12 +37,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from drillrunner.errors import MissingBinary, StackError
+from drillrunner.core.errors import MissingBinary, StackError
 from drillrunner.services.kafka import client
 from drillrunner.services.kafka.ops import QuorumView
 from drillrunner.services.kafka.topology import REPLICATION, wait_ready
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
-from drillrunner.targets.local.config import StackSettings
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
 
 KAFKA_VERSION = "4.1.1"
@@ -81,7 +81,7 @@ def _complete_marker() -> Path:
 
 
 def fetch_command() -> str:
-    return f"{sys.executable} -m drillrunner.targets.local.kafka fetch"
+    return f"{sys.executable} -m drillrunner.services.kafka.local fetch"
 
 
 def java_binary() -> str:
@@ -322,7 +322,7 @@ class KafkaDeployment:
         wait_ready(self, self, timeout=READY_TIMEOUT)
 
     def _wait_brokers(self) -> None:
-        from drillrunner.waiting import poll_until
+        from drillrunner.core.waiting import poll_until
 
         poll_until(lambda: len(client.metadata(self.bootstrap(), self.topic, 0).brokers)
                    == len(NODES), timeout=READY_TIMEOUT, interval=0.2,
@@ -343,7 +343,7 @@ class KafkaDeployment:
 
 def main(argv: list[str]) -> int:
     if argv[:1] != ["fetch"]:
-        print("usage: python -m drillrunner.targets.local.kafka fetch", file=sys.stderr)
+        print("usage: python -m drillrunner.services.kafka.local fetch", file=sys.stderr)
         return 2
     try:
         path = fetch(quiet="--verbose" not in argv)

@@ -52,12 +52,12 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from drillrunner.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.services.timescaledb.ops import SERVICE
 from drillrunner.targets.base import MemberRef, Signal
 from drillrunner.targets.kind.apis import http_status
 from drillrunner.targets.kind.deployments import KindDeployment
-from drillrunner.waiting import WaitTimeout, poll_until
 
 if TYPE_CHECKING:
     from drillrunner.targets.kind.target import KindTarget

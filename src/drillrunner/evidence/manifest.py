@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from drillrunner.engine.journal import verify_chain
+from drillrunner.evidence.journal import verify_chain
 
 NAME = "MANIFEST.sha256"
 SIGNATURE = "SIGNATURE"
