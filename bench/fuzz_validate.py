@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from tests.fuzz_inputs import mutated
 
 from drillrunner.cli import main
+from drillrunner.services.registry import full_catalog
 
 
 def one(path: Path) -> tuple[int | None, str]:
@@ -42,9 +43,8 @@ def run(cases: int, seed: int, max_seconds: float, keep: Path) -> dict[str, obje
     # The catalog of actions is the same for every case: load it once, so that the figure
     # is the loader's and validator's cost, not the re-import of every service module.
     from drillrunner.cli import catalog_cmds
-    from drillrunner.core.actions import Catalog
 
-    catalog = Catalog.load()
+    catalog = full_catalog()
     catalog_cmds._catalog = lambda: catalog  # type: ignore[assignment]
     rng = random.Random(seed)
     times: list[float] = []

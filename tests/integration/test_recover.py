@@ -16,6 +16,7 @@ import pytest
 
 from drillrunner.cli import main
 from drillrunner.core.waiting import poll_until
+from drillrunner.services.registry import full_catalog
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -55,13 +56,12 @@ def test_kill_runner_after_fault_then_recover(drill_stack: Path, tmp_path: Path,
     assert main(["recover"]) == 0
     assert _journal_has(journal, "undo-done")
     assert main(["recover"]) == 0  # idempotent: nothing left to do
-    from drillrunner.core.actions import Catalog
     from drillrunner.engine.context import RunContext
     from drillrunner.engine.history import History
-    from drillrunner.targets.local.target import LocalTarget
+    from drillrunner.stack.local import LocalTarget
 
     target = LocalTarget(drill_stack)
-    catalog = Catalog.load()
+    catalog = full_catalog()
     ready = catalog.get(f"{service}.ready")
     assert ready is not None
     ctx = RunContext(target=target, scenario="check", history=History(),
@@ -95,12 +95,12 @@ FIXED_ROLES = {"redis", "timescaledb", "oms", "feast"}
 def test_every_fault_is_covered() -> None:
     import re
 
-    from drillrunner.core.actions import ActionKind, Catalog
+    from drillrunner.core.actions import ActionKind
 
     used: set[str] = set()
     for path in SCENARIOS.glob("*.yaml"):
         used |= set(re.findall(r"^\s+- ([a-z_]+\.[a-z_]+):", path.read_text(), re.MULTILINE))
-    local = {n for n in Catalog.load().names(ActionKind.FAULT) if n.split(".")[0] in READY}
+    local = {n for n in full_catalog().names(ActionKind.FAULT) if n.split(".")[0] in READY}
     missing = local - used  # faults of other targets (kind.*) are not run on the local stack
     assert not missing, f"faults with no kill -9 recover test: {sorted(missing)}"
 
@@ -173,11 +173,10 @@ def _kill_when(proc: subprocess.Popen[bytes], journal: Path, ready: object, what
 
 def _canaries(target: object) -> list[tuple[str, object, set[int]]]:
     """Acknowledged writes to the stateful stores, read back after recovery."""
-    from drillrunner.core.actions import Catalog
     from drillrunner.engine.context import RunContext
     from drillrunner.engine.history import History
 
-    catalog = Catalog.load()
+    catalog = full_catalog()
     out = []
     for name in ("redis.sequenced_writes", "timescaledb.sequenced_writes"):
         spec = catalog.get(name)
@@ -195,13 +194,12 @@ def _canaries(target: object) -> list[tuple[str, object, set[int]]]:
 
 def _wait_ready(state: Path, when: str) -> None:
     """Every service's ready probe holds (a previous test's rollback may still settle)."""
-    from drillrunner.core.actions import Catalog
     from drillrunner.engine.context import RunContext
     from drillrunner.engine.history import History
-    from drillrunner.targets.local.target import LocalTarget
+    from drillrunner.stack.local import LocalTarget
 
     target = LocalTarget(state)
-    catalog = Catalog.load()
+    catalog = full_catalog()
     ctx = RunContext(target=target, scenario="check", history=History(),
                      record=lambda *a, **k: None)
     for probe in READY.values():
@@ -220,8 +218,8 @@ def _settled_status(state: Path, capsys: pytest.CaptureFixture[str]
 def _assert_healthy(state: Path, capsys: pytest.CaptureFixture[str],
                     before: dict[str, dict[str, object]], exact_roles: bool,
                     canaries: list[tuple[str, object, set[int]]]) -> None:
+    from drillrunner.stack.local import LocalTarget
     from drillrunner.targets.local.supervisor import process_state, tree_pids
-    from drillrunner.targets.local.target import LocalTarget
 
     _wait_ready(state, "after recover")
     target = LocalTarget(state)
@@ -250,7 +248,7 @@ def _assert_healthy(state: Path, capsys: pytest.CaptureFixture[str],
 def test_every_fault_kill_runner_then_recover(drill_stack: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str],
                                               group: str) -> None:
-    from drillrunner.targets.local.target import LocalTarget
+    from drillrunner.stack.local import LocalTarget
 
     before = _settled_status(drill_stack, capsys)
     canaries = _canaries(LocalTarget(drill_stack))
@@ -273,7 +271,7 @@ def test_kill_runner_in_the_middle_of_rollback(drill_stack: Path, tmp_path: Path
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """One undo done, the next one started (SIGCONT sent or not): recover replays every undo
     without `undo-done`, the interrupted one included, and they are idempotent."""
-    from drillrunner.targets.local.target import LocalTarget
+    from drillrunner.stack.local import LocalTarget
 
     before = _settled_status(drill_stack, capsys)
     canaries = _canaries(LocalTarget(drill_stack))

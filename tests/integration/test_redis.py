@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,48 +11,26 @@ from drillrunner.core.verdicts import Verdict
 from drillrunner.engine import checks
 from drillrunner.services.redis import actions, backup, faults, member_roles, probes
 from drillrunner.services.redis.workload import sequenced_writes
-from drillrunner.stack.settings import StackSettings
+from drillrunner.stack.local import LocalTarget
 from drillrunner.targets.base import Signal
-from drillrunner.targets.local.supervisor import port_in_use
-from drillrunner.targets.local.target import LocalTarget
 from tests.driving import (
     Driver,
     assert_outage_observed,
     inject,
+    judge_writes,
     make_ctx,
     measure_recovery,
 )
-from tests.support import need_binaries
+from tests.integration.conftest import ServiceStack, assert_down_is_clean, assert_up_is_quick
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 19000
+STACK = ServiceStack(("redis",), port_base=19000)
 WORKLOAD = "redis.sequenced_writes"
 RATE = 100.0  # writes per second
 
-
-def make_target(state: Path) -> LocalTarget:
-    return LocalTarget(state, StackSettings(port_base=PORT_BASE))
-
-
-@pytest.fixture(scope="module")
-def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    need_binaries("redis-server", "redis-sentinel",
-                  install="the Debian packages redis-server and redis-sentinel")
-    folder = tmp_path_factory.mktemp("drill-redis")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DRILL_STATE_DIR", str(folder))
-        target = make_target(folder)
-        try:
-            target.deployment("redis").up()
-            yield folder
-        finally:
-            make_target(folder).deployment("redis").down()
-
-
-@pytest.fixture
-def target(state: Path) -> LocalTarget:
-    return make_target(state)
+state, target = STACK.fixtures()
+make_target = STACK.target
 
 
 class Writer(Driver):
@@ -65,9 +42,7 @@ def roles_by(roles: dict[str, str], role: str) -> list[str]:
 
 
 def test_up_is_idempotent_and_roles_are_discovered(target: LocalTarget) -> None:
-    t0 = time.monotonic()
-    target.deployment("redis").up()
-    assert time.monotonic() - t0 < 2.0  # nothing to start, already ready
+    assert_up_is_quick(target, "redis", 2.0)
     roles = member_roles(target)
     assert len(roles_by(roles, "primary")) == 1
     assert len(roles_by(roles, "replica")) == 1
@@ -84,14 +59,9 @@ def test_kill_primary_elects_replica_without_losing_acked_writes(target: LocalTa
     before = member_roles(target)
     old, = roles_by(before, "primary")
     with Writer(ctx, sequenced_writes(ctx, timeout=0.5)) as w:
-        result = inject(ctx, "redis.kill_primary", faults.kill_primary, signal=Signal.KILL)
-        assert result.members == [old]
-        assert ctx.stash["undos"] == [("redis.restart_member", {"member": old})]
-        w.wait_recovered(ctx.history.faults()[0].returned)
-    assert_outage_observed(ctx.history, WORKLOAD)
-    measure_recovery(ctx)
-    rto = checks.recovered_within_slo(ctx, rto=15.0)
-    lost = checks.no_acknowledged_write_lost(ctx)
+        w.survive_member_loss("redis.kill_primary", faults.kill_primary, old,
+                              "redis.restart_member", signal=Signal.KILL)
+    rto, lost = judge_writes(ctx, WORKLOAD, rto=15.0)
     print(f"\nfailover: {rto.summary}; {lost.summary}")
     assert rto.verdict is Verdict.PASS, rto
     assert lost.verdict is Verdict.PASS, lost
@@ -117,10 +87,7 @@ def test_restart_persistence_with_aof_loses_nothing(target: LocalTarget) -> None
         actions.restart_all(ctx)
         print(f"\nrestart_all ready in {time.monotonic() - t0:.2f}s")
         w.wait_recovered(ctx.history.faults()[0].returned)
-    assert_outage_observed(ctx.history, WORKLOAD)
-    measure_recovery(ctx)
-    rto = checks.recovered_within_slo(ctx, rto=30.0)
-    lost = checks.no_acknowledged_write_lost(ctx)
+    rto, lost = judge_writes(ctx, WORKLOAD, rto=30.0)
     print(f"{rto.summary}; {lost.summary}")
     assert rto.verdict is Verdict.PASS
     assert lost.verdict is Verdict.PASS
@@ -176,10 +143,6 @@ def test_pause_primary_then_resume(target: LocalTarget) -> None:
 
 def test_down_leaves_no_process(state: Path) -> None:
     target = make_target(state)
-    deployment = target.deployment("redis")
-    deployment.down()
-    for member in deployment.members():
-        assert target.pid(member) is None
-        assert not port_in_use(member.port)
+    deployment = assert_down_is_clean(target, "redis")
     deployment.up()  # up() after down() brings the same data back
     assert probes.ready(make_ctx(target, "after-down"))

@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 
 from drillrunner.core.errors import MissingBinary, StackError
-from drillrunner.stack.settings import StackSettings
-from drillrunner.targets.local.target import LocalTarget
-from tests.support import need_binaries
+from tests.integration.conftest import local_target, need_redis
 
 pytestmark = pytest.mark.integration
 PORT_BASE = 26000
@@ -26,7 +24,7 @@ PORT_BASE = 26000
 
 @pytest.fixture(scope="module")
 def state() -> Iterator[Path]:
-    need_binaries("redis-server", "redis-sentinel", install="redis-server redis-sentinel")
+    need_redis()
     folder = Path(tempfile.mkdtemp(prefix="drill-stack-errors-"))
     folder.chmod(0o755)
     try:
@@ -37,11 +35,11 @@ def state() -> Iterator[Path]:
 
 
 def redis(state: Path) -> Any:
-    return LocalTarget(state, StackSettings(port_base=PORT_BASE)).deployment("redis")
+    return local_target(state, PORT_BASE).deployment("redis")
 
 
 def all_running(dep: Any, state: Path) -> bool:
-    target = LocalTarget(state, StackSettings(port_base=PORT_BASE))
+    target = local_target(state, PORT_BASE)
     return all(target.is_running(m) for m in dep.members())
 
 
@@ -84,7 +82,7 @@ def test_missing_binary_says_what_to_install(state: Path,
     with pytest.raises(MissingBinary) as err:
         redis(state).up()
     assert "redis-server not found" in str(err.value) and "install" in str(err.value)
-    assert not any(LocalTarget(state, StackSettings(port_base=PORT_BASE)).is_running(m)
+    assert not any(local_target(state, PORT_BASE).is_running(m)
                    for m in dep.members())  # nothing was started
     monkeypatch.undo()
     redis(state).up()

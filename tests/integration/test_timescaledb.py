@@ -7,80 +7,27 @@ replica), whichever member is the primary.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from drillrunner.core.errors import MissingBinary
 from drillrunner.core.verdicts import Verdict
 from drillrunner.core.waiting import poll_until
 from drillrunner.engine.checks import no_acknowledged_write_lost, recovered_within_slo
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import Op, OpStatus, OpUnknown
 from drillrunner.services.timescaledb import backup, checks, faults, member_roles, probes, repair
-from drillrunner.services.timescaledb.local import find_bindir
 from drillrunner.services.timescaledb.workload import sequenced_writes
-from drillrunner.stack.settings import PostgresSettings, StackSettings
+from drillrunner.stack.local import LocalTarget
 from drillrunner.targets.local.supervisor import process_state
-from drillrunner.targets.local.target import LocalTarget
-from tests.driving import (
-    Driver,
-    assert_outage_observed,
-    inject,
-    make_ctx,
-    measure_recovery,
-)
-from tests.support import need_binaries
+from tests.driving import Driver, assert_outage_observed, inject, make_ctx, measure_recovery
+from tests.integration.conftest import ServiceStack, assert_up_is_quick
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 18000
+state, target = ServiceStack(("timescaledb",), port_base=18000).fixtures()
 WORKLOAD = "timescaledb.sequenced_writes"
-
-
-def _settings() -> StackSettings:
-    return StackSettings(port_base=PORT_BASE, timescaledb=PostgresSettings())
-
-
-@pytest.fixture(scope="module")
-def state() -> Iterator[Path]:
-    try:
-        bindir = find_bindir()
-        need_binaries(*(str(bindir / t) for t in ("postgres", "initdb", "pg_basebackup")),
-                      install="the Debian package postgresql-15")
-    except MissingBinary:
-        need_binaries("initdb", install="the Debian package postgresql-15")
-    folder = Path(tempfile.mkdtemp(prefix="drill-tsdb-"))
-    folder.chmod(0o755)  # the postgres user must be able to enter it
-    old = os.environ.get("DRILL_STATE_DIR")
-    os.environ["DRILL_STATE_DIR"] = str(folder)
-    target = LocalTarget(folder, _settings())
-    try:
-        started = time.monotonic()
-        target.deployment("timescaledb").up()
-        print(f"\nup() from nothing: {time.monotonic() - started:.2f}s")
-        yield folder
-    finally:
-        LocalTarget(folder, _settings()).deployment("timescaledb").down()
-        if old is None:
-            os.environ.pop("DRILL_STATE_DIR", None)
-        else:
-            os.environ["DRILL_STATE_DIR"] = old
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def target(state: Path) -> LocalTarget:
-    return LocalTarget(state, _settings())
-
-
-
 
 SLO = {"rto": 30.0, "lost_acknowledged_writes": 0}
 
@@ -118,16 +65,14 @@ def heal(ctx: RunContext) -> None:
 
 
 def test_up_is_idempotent_and_roles_come_from_the_servers(target: LocalTarget) -> None:
-    dep = target.deployment("timescaledb")
-    started = time.monotonic()
-    dep.up()
-    assert time.monotonic() - started < 3.0
+    assert_up_is_quick(target, "timescaledb", 3.0)
     primary_and_replica(target)
     ctx = make_ctx(target, slo=SLO)
     assert probes.ready(ctx) is True
     assert probes.replica_streaming(ctx) is True
     assert probes.writable(ctx) is True
     assert probes.replication_lag(ctx) < 1.0
+    dep = target.deployment("timescaledb")
     assert "TimescaleDB" in dep.versions()["timescaledb"] or "PostgreSQL" in dep.versions()[
         "timescaledb"]
 

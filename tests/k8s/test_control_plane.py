@@ -25,6 +25,7 @@ from drillrunner.core.errors import MissingBinary, UsageError
 from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
+from drillrunner.services.registry import REGISTRY
 from tests.k8s.controlplane import (
     CONTEXT,
     FOREIGN_CONTEXT,
@@ -43,6 +44,7 @@ from tests.k8s.stack import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s]
 
+ADAPTERS = REGISTRY.adapters("kind")
 SERVICES = ("timescaledb", "redis", "kafka", "nats", "feast", "oms")
 
 
@@ -50,7 +52,8 @@ def make_target(plane: ControlPlane, tmp: Path, **kw: Any) -> Any:
     from drillrunner.targets.kind.target import KindTarget
 
     return KindTarget.connect(kubeconfig=plane.kubeconfig, context=kw.pop("context", CONTEXT),
-                              state=tmp, forward=kw.pop("forward", False), **kw)
+                              adapters=ADAPTERS, state=tmp, forward=kw.pop("forward", False),
+                              **kw)
 
 
 def make_ctx(target: Any) -> tuple[RunContext, list[tuple[str, dict[str, Any]]]]:
@@ -152,7 +155,7 @@ def test_members_found_by_labels(control_plane: ControlPlane, stack: AppliedStac
                                  tmp_path: Path) -> None:
     target = make_target(control_plane, tmp_path)
     try:
-        assert target.services() == list(SERVICES)
+        assert target.services() == [s for s in ADAPTERS if s in SERVICES]
         for service in SERVICES:
             if service == "feast":
                 continue  # see test_members_skip_job_pods
@@ -468,7 +471,7 @@ def test_context_not_named_kind_is_refused(control_plane: ControlPlane,
     monkeypatch.delenv("DRILL_KUBE_CONTEXTS", raising=False)
     with pytest.raises(UsageError, match="allow-list"):
         KindTarget.connect(kubeconfig=control_plane.kubeconfig, context=FOREIGN_CONTEXT,
-                           state=tmp_path, forward=False)
+                           adapters=ADAPTERS, state=tmp_path, forward=False)
     # The current context of a kubeconfig is checked the same way.
     other = tmp_path / "kubeconfig"
     import yaml
@@ -477,11 +480,11 @@ def test_context_not_named_kind_is_refused(control_plane: ControlPlane,
     doc["current-context"] = FOREIGN_CONTEXT
     other.write_text(yaml.safe_dump(doc))
     with pytest.raises(UsageError, match="allow-list"):
-        KindTarget.connect(kubeconfig=other, state=tmp_path, forward=False)
+        KindTarget.connect(kubeconfig=other, adapters=ADAPTERS, state=tmp_path, forward=False)
 
     monkeypatch.setenv("DRILL_KUBE_CONTEXTS", "prod-drill-*")
     target = KindTarget.connect(kubeconfig=control_plane.kubeconfig, context=FOREIGN_CONTEXT,
-                                state=tmp_path, forward=False)
+                                adapters=ADAPTERS, state=tmp_path, forward=False)
     try:
         assert target.describe()["context"] == FOREIGN_CONTEXT
     finally:

@@ -98,10 +98,12 @@ class DataPlane:
     core: Any  # CoreV1Api
 
     def target(self, tmp: Path, *, forward: bool = False) -> Any:
+        from drillrunner.services.registry import REGISTRY
         from drillrunner.targets.kind.target import KindTarget
 
         return KindTarget.connect(kubeconfig=self.plane.kubeconfig, context=CONTEXT,
-                                  namespace=NAMESPACE, state=tmp, forward=forward)
+                                  adapters=REGISTRY.adapters("kind"), namespace=NAMESPACE,
+                                  state=tmp, forward=forward)
 
     def forward(self, pod: str, port: int, to_port: int) -> None:
         """A kwok PortForward: `pod`:`port` -> 127.0.0.1:`to_port`."""

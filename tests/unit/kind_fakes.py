@@ -25,21 +25,38 @@ from kubernetes.client.rest import ApiException
 from drillrunner.targets.kind.apis import KubeApis
 
 STACK = {"app.kubernetes.io/part-of": "drill-stack"}
+# service -> its kind adapter, as services.registry gives them to the kind target
+ADAPTERS = {"timescaledb": "drillrunner.services.timescaledb.kind:KindPostgresOps",
+            "redis": "drillrunner.services.redis.kind:KindRedisOps",
+            "kafka": "drillrunner.services.kafka.kind:KindKafkaOps",
+            "nats": "drillrunner.services.nats.kind:KindNatsOps",
+            "feast": "drillrunner.services.feast.kind:KindFeastOps",
+            "oms": "drillrunner.services.oms.kind:KindOmsOps"}
 
 
 def pod(name: str, service: str, kind: str = "server", *, port: int = 6379,
         ready: bool = True, node: str = "drill-worker", sts: bool = True,
-        uid: str | None = None) -> V1Pod:
+        uid: str | None = None, hold: str | None = None, running: bool = False) -> V1Pod:
+    """A member pod; `hold` is the hold file it declares (annotation drill.dev/hold-file),
+    `running` gives it a running container status."""
+    from kubernetes.client import V1ContainerState, V1ContainerStateRunning, V1ContainerStatus
+
     labels = {**STACK, "app.kubernetes.io/name": service, "drill.dev/member-kind": kind}
     if sts:
         labels["statefulset.kubernetes.io/pod-name"] = name
     cond = V1PodCondition(type="Ready", status="True" if ready else "False")
     return V1Pod(
         metadata=V1ObjectMeta(name=name, namespace="drill", labels=labels,
-                              uid=uid or f"uid-{name}"),
+                              uid=uid or f"uid-{name}",
+                              annotations={"drill.dev/hold-file": hold} if hold else None),
         spec=V1PodSpec(node_name=node, containers=[V1Container(
             name=service, image=f"{service}:1", ports=[V1ContainerPort(container_port=port)])]),
-        status=V1PodStatus(phase="Running", conditions=[cond], pod_ip="10.244.1.5"))
+        status=V1PodStatus(phase="Running", conditions=[cond], pod_ip="10.244.1.5",
+                           container_statuses=[V1ContainerStatus(
+                               name=service, image=f"{service}:1", image_id="", ready=ready,
+                               restart_count=0,
+                               state=V1ContainerState(running=V1ContainerStateRunning()))]
+                           if running else None))
 
 
 def _matches(labels: dict[str, str] | None, selector: str | None) -> bool:
@@ -96,7 +113,9 @@ class FakeCore:
             raise ApiException(status=404, reason="Not Found")
         if self.c.recreate:
             new = pod(name, old.metadata.labels["app.kubernetes.io/name"],
-                      uid=old.metadata.uid + "-new")
+                      uid=old.metadata.uid + "-new",
+                      hold=(old.metadata.annotations or {}).get("drill.dev/hold-file"),
+                      running=bool(old.status.container_statuses))
             self.c.pods[name] = new
 
     def patch_namespaced_pod(self, name: str, namespace: str, body: dict[str, Any]) -> None:

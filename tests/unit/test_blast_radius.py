@@ -7,6 +7,7 @@ import pytest
 from drillrunner.core.actions import ALL, ActionKind, Catalog, fault
 from drillrunner.engine import checks
 from drillrunner.model.loader import check_actions, load
+from drillrunner.services.registry import full_catalog
 from tests.unit import fake_actions
 
 CATALOG = Catalog.from_modules([checks, fake_actions])
@@ -74,7 +75,7 @@ def test_fault_declaration_is_checked() -> None:
 
 
 def test_shipped_declarations() -> None:
-    catalog = Catalog.load()
+    catalog = full_catalog()
     faults = {s.name: s.disrupts for s in catalog if s.kind is ActionKind.FAULT}
     for tier in ("redis.kill_all", "redis.destroy_tier", "oms.redis_unreachable"):
         assert faults[tier] == ALL

@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drillrunner.cli import catalog_cmds, main
-from drillrunner.core.actions import Catalog
+from drillrunner.services.registry import full_catalog
 from tests.fuzz_inputs import SEEDS, mutated
 
 MAX_SECONDS = 5.0
 
 
-CATALOG = Catalog.load()
+CATALOG = full_catalog()
 
 
 def validate(path: Path) -> tuple[int, str, float]:

@@ -81,3 +81,23 @@ def test_verify_chain_reports_a_gap_in_seq(tmp_path: Path) -> None:
         prev = hashlib.sha256(line).hexdigest()
     path.write_bytes(b"\n".join(lines) + b"\n")
     assert verify_chain(path) == ["line 3: seq 5, expected 2"]
+
+
+def test_event_names_are_the_journal_format(tmp_path: Path) -> None:
+    """Old journals must still read, replay and render: no event name may change."""
+    from drillrunner.evidence.events import Event
+
+    assert {e.value for e in Event} == {
+        "run-start", "run-end", "audit-rule", "scenarios-skipped", "scenario-start",
+        "scenario-end", "error", "signal-deferred", "timeout-deferred", "delay",
+        "steady-state", "steady-state-after", "steady-state-restored", "recovery-probe",
+        "workload-start", "workload-stop", "op", "fault-invoke", "fault-return",
+        "action-invoke", "action-return", "recovered", "recovery-timeout", "check",
+        "undo-intent", "undo-start", "undo-done", "undo-failed", "rollback-start",
+        "rollback-done", "rollback-failed", "recover-start", "recover-end"}
+    j = Journal(tmp_path / "journal.jsonl")
+    j.append(Event.UNDO_DONE, scenario="s")
+    j.close()
+    line = (tmp_path / "journal.jsonl").read_text()
+    assert '"event":"undo-done"' in line and next(read(tmp_path / "journal.jsonl"))[
+        "event"] == Event.UNDO_DONE

@@ -23,7 +23,7 @@ from drillrunner.services.feast import http as feast_http
 from drillrunner.services.feast.kind import KindFeastOps
 from drillrunner.services.feast.ops import FeastOps
 from drillrunner.targets.kind.target import KindTarget
-from tests.unit.kind_fakes import Cluster, pod, scaling_apis, statefulset
+from tests.unit.kind_fakes import ADAPTERS, Cluster, pod, scaling_apis, statefulset
 
 CONFIGMAP = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "feast" / "configmap.yaml"
 DUMP = bytes(range(256)) * 40  # a custom-format dump is binary
@@ -89,7 +89,8 @@ def cluster() -> Cluster:
 
 
 def make(c: Cluster, pods: Pods, tmp_path: Path) -> tuple[KindTarget, KindFeastOps]:
-    t = KindTarget(scaling_apis(c, pods), context="kind-drill", state=tmp_path / "state",
+    t = KindTarget(scaling_apis(c, pods), adapters=ADAPTERS, context="kind-drill",
+                   state=tmp_path / "state",
                    forward=False)
     return t, KindFeastOps(t, "feast")
 
@@ -287,7 +288,7 @@ def test_dump_and_restore_scripts_run_for_real(cluster: Cluster, tmp_path: Path,
             return 0, "f\n" if pod_name == "timescaledb-primary-0" else "t\n", ""
         return local_shell(pod_name, container, argv, stdin)
 
-    t = KindTarget(scaling_apis(cluster, handler), context="kind-drill",
+    t = KindTarget(scaling_apis(cluster, handler), adapters=ADAPTERS, context="kind-drill",
                    state=tmp_path / "state", forward=False)
     ops = KindFeastOps(t, "feast")
     ops.remote_dump = str(tmp_path / "in pod" / "registry.dump")

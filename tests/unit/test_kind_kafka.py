@@ -33,9 +33,9 @@ from drillrunner.services.kafka.client import ClusterMetadata, PartitionState
 from drillrunner.services.kafka.kind import FixedPortForwarder, KindKafkaOps
 from drillrunner.services.kafka.ops import KafkaOps, QuorumView, kafka_ops
 from drillrunner.services.kafka.topology import active_controller, is_stopped, readiness
-from drillrunner.targets.kind import target as target_module
+from drillrunner.services.registry import REGISTRY
 from drillrunner.targets.kind.target import KindTarget
-from tests.unit.kind_fakes import STACK, Cluster, apis, pod
+from tests.unit.kind_fakes import ADAPTERS, STACK, Cluster, apis, pod
 
 MANIFEST = Path(__file__).parents[2] / "deploy" / "k8s" / "kafka" / "kafka.yaml"
 LABELS = {**STACK, "app.kubernetes.io/name": "kafka", "drill.dev/member-kind": "server"}
@@ -97,11 +97,12 @@ def pods() -> Pods:
 
 def make(c: Cluster, tmp_path: Path, handler: Any = None, **kw: Any) -> KindTarget:
     kw.setdefault("forward", False)
-    return KindTarget(apis(c, handler), context="kind-drill", state=tmp_path, **kw)
+    return KindTarget(apis(c, handler), adapters=ADAPTERS, context="kind-drill", state=tmp_path,
+                      **kw)
 
 
 def ops_of(t: KindTarget) -> KindKafkaOps:
-    ops = kafka_ops(t)  # through the target's DEPLOYMENTS registry, as the driver does
+    ops = kafka_ops(t)  # through the target's adapters, as the driver does
     assert isinstance(ops, KindKafkaOps)
     return ops
 
@@ -286,7 +287,7 @@ def test_ensure_topic_creates_then_aligns(cluster: Cluster, tmp_path: Path,
 
 
 def test_registered_for_the_kind_target() -> None:
-    assert target_module.DEPLOYMENTS["kafka"] == "drillrunner.services.kafka.kind:KindKafkaOps"
+    assert REGISTRY.adapters("kind")["kafka"] == "drillrunner.services.kafka.kind:KindKafkaOps"
 
 
 def test_manifest_cluster_id_is_what_kafka_storage_format_accepts() -> None:

@@ -19,27 +19,31 @@ from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
 from drillrunner.services.nats import client
 from drillrunner.services.nats import kind as kind_nats
-from drillrunner.services.nats.kind import HOLD_CONFIGMAP, RELEASE, STORE, KindNatsOps
+from drillrunner.services.nats.kind import STORE, KindNatsOps
 from drillrunner.services.nats.ops import NatsOps, nats_ops
 from drillrunner.services.nats.topology import is_stopped, reachable, readiness
-from drillrunner.targets.kind import target as target_module
+from drillrunner.services.registry import REGISTRY
 from drillrunner.targets.kind.target import KindTarget
-from tests.unit.kind_fakes import Cluster, apis, local_shell, pod
+from tests.unit.kind_fakes import ADAPTERS, Cluster, apis, local_shell, pod
 
 MANIFEST = Path(__file__).parents[2] / "deploy" / "k8s" / "nats" / "nats.yaml"
 NAMES = ("nats-0", "nats-1", "nats-2")
-PID1 = ["cat", "/proc/1/comm"]
-WIPE = ["sh", "-c", f"rm -rf {STORE} && touch {RELEASE}"]
+HOLD = "/data/.drill-hold"  # the hold file the manifest declares
+WIPE = ["sh", "-c", f"rm -rf {STORE}"]
+# The manifest's older start gate (a ConfigMap key per pod), which drill no longer uses.
+HOLD_CONFIGMAP, RELEASE = "nats-hold", "/data/.drill-release"
 
 
 class NatsPods:
-    """The pods' side of exec: what PID 1 is (the gate's shell while held, else
-    nats-server) and each volume's store. A new pod is held if the ConfigMap key is set
-    when it starts, unless `ignore_hold` says it raced the ConfigMap and started anyway."""
+    """The pods' side of exec: what PID 1 is (the start gate's shell while held, else
+    nats-server), each volume's hold file and store. A new pod is held if its volume has the
+    hold file when it starts, unless `ignore_hold` says it started anyway (a hold that came
+    too late)."""
 
     def __init__(self, c: Cluster) -> None:
         self.c = c
         self.store = {n: {"_meta_", "DRILL"} for n in NAMES}
+        self.held: set[str] = set()  # volumes with the hold file
         self.pid1 = {c.pods[n].metadata.uid: "nats-server" for n in NAMES}
         self.ignore_hold = 0
         self.rm_fails = False
@@ -49,21 +53,31 @@ class NatsPods:
         assert container == "nats"
         uid = self.c.pods[pod_name].metadata.uid
         if uid not in self.pid1:  # a new pod starting
-            held = pod_name in self.c.configmaps.get(HOLD_CONFIGMAP, {})
+            held = pod_name in self.held
             if held and self.ignore_hold:
                 self.ignore_hold -= 1
+                self.held.discard(pod_name)
                 held = False
             self.pid1[uid] = "sh" if held else "nats-server"
-        if argv == PID1:
-            return 0, self.pid1[uid] + "\n", ""
+        script = argv[2] if argv[:2] == ["sh", "-c"] else ""
+        if script == f"touch {HOLD}":
+            self.held.add(pod_name)
+            return 0, "", ""
+        if argv == ["rm", "-f", HOLD]:  # the start (undo) releases it: the gate execs
+            self.held.discard(pod_name)
+            self.pid1[uid] = "nats-server"
+            return 0, "", ""
+        if script.startswith(f"if [ -e {HOLD} ]"):  # the target's hold_state
+            if pod_name not in self.held:
+                return 0, "free\n", ""
+            return 0, ("holding" if self.pid1[uid] == "nats-server" else "held") + "\n", ""
         if argv == WIPE:
             assert self.pid1[uid] == "sh", "store removed under a running nats-server"
             if self.rm_fails:
                 return 1, "", "rm: can't remove '/data/jetstream/DRILL': Permission denied"
             self.store[pod_name] = set()
-            self.pid1[uid] = "nats-server"  # released: the gate execs the server
             return 0, "", ""
-        if argv[:2] == ["sh", "-c"] and "ls -A" in argv[2]:
+        if "ls -A" in script:
             return 0, ("yes" if self.store[pod_name] else "no") + "\n", ""
         return 127, "", f"unexpected command {argv}"
 
@@ -72,8 +86,8 @@ class NatsPods:
 def cluster() -> Cluster:
     c = Cluster(recreate=True)
     for i, n in enumerate(NAMES):
-        c.pods[n] = pod(n, "nats", port=4222, node=f"drill-worker{i + 1}")
-    c.configmaps[HOLD_CONFIGMAP] = {}
+        c.pods[n] = pod(n, "nats", port=4222, node=f"drill-worker{i + 1}", hold=HOLD,
+                        running=True)
     return c
 
 
@@ -84,11 +98,12 @@ def pods(cluster: Cluster) -> NatsPods:
 
 def make(c: Cluster, tmp_path: Path, handler: Any = None, **kw: Any) -> KindTarget:
     kw.setdefault("forward", False)
-    return KindTarget(apis(c, handler), context="kind-drill", state=tmp_path, **kw)
+    return KindTarget(apis(c, handler), adapters=ADAPTERS, context="kind-drill", state=tmp_path,
+                      **kw)
 
 
 def ops_of(t: KindTarget) -> KindNatsOps:
-    ops = nats_ops(t)  # through the target's DEPLOYMENTS registry, as the driver does
+    ops = nats_ops(t)  # through the target's adapters, as the driver does
     assert isinstance(ops, KindNatsOps)
     return ops
 
@@ -134,31 +149,28 @@ def test_wipe_holds_the_node_down_then_empties_its_store(
     ops = ops_of(make(cluster, tmp_path, pods))
     assert ops.has_data("nats-1")
     old_uid = cluster.pods["nats-1"].metadata.uid
-    before = time.time()
     cluster.calls.clear()
     ops.wipe("nats-1")
     names = cluster.names()
-    set_hold = names.index("patch_namespaced_config_map")
+    hold = cluster.calls.index(("exec", ("nats-1", ["sh", "-c", f"touch {HOLD}"]), {}))
     delete = names.index("delete_namespaced_pod")
     wipe = cluster.calls.index(("exec", ("nats-1", WIPE), {}))
-    release = len(names) - 1 - names[::-1].index("patch_namespaced_config_map")
-    assert set_hold < delete < wipe < release
-    deadline = int(cluster.calls[set_hold][1][2]["data"]["nats-1"])
-    assert before + kind_nats.HOLD_SECONDS - 1 <= deadline <= time.time() + 60
+    assert hold < delete < wipe
     assert cluster.calls[delete][2] == {"grace_period_seconds": 0}
-    assert cluster.configmaps[HOLD_CONFIGMAP] == {}  # released
+    assert pods.held == {"nats-1"}  # down until its start (the undo)
     assert cluster.pods["nats-1"].metadata.uid != old_uid
     assert pods.store["nats-1"] == set() and pods.store["nats-0"] == {"_meta_", "DRILL"}
     assert not ops.has_data("nats-1")
     assert [c for c in cluster.calls if c[0] == "delete_namespaced_pod"
             and c[1][0] != "nats-1"] == []
     ops.wipe("nats-1")  # idempotent: held and emptied again, nothing else touched
-    assert pods.store["nats-1"] == set() and cluster.configmaps[HOLD_CONFIGMAP] == {}
+    assert pods.store["nats-1"] == set() and pods.held == {"nats-1"}
+    assert cluster.names().count("delete_namespaced_pod") == 1
 
 
 def test_wipe_deletes_again_a_pod_that_raced_the_hold(
         cluster: Cluster, pods: NatsPods, tmp_path: Path) -> None:
-    pods.ignore_hold = 1  # the first replacement started nats-server before the key showed
+    pods.ignore_hold = 1  # the first replacement started nats-server, not held
     ops = ops_of(make(cluster, tmp_path, pods))
     ops.wipe("nats-0")
     assert [c[1][0] for c in cluster.calls if c[0] == "delete_namespaced_pod"] == \
@@ -166,31 +178,29 @@ def test_wipe_deletes_again_a_pod_that_raced_the_hold(
     assert pods.store["nats-0"] == set()
 
 
-def test_wipe_that_cannot_hold_fails_clearly_and_releases(
+def test_wipe_that_cannot_hold_fails_clearly(
         cluster: Cluster, pods: NatsPods, tmp_path: Path) -> None:
     pods.ignore_hold = 99
     ops = ops_of(make(cluster, tmp_path, pods))
     with pytest.raises(ActionFailed, match="nats-2: could not hold the node down"):
         ops.wipe("nats-2")
     assert pods.store["nats-2"] == {"_meta_", "DRILL"}  # never removed under a server
-    assert cluster.configmaps[HOLD_CONFIGMAP] == {}
 
 
-def test_wipe_failure_names_the_pod_and_releases(
+def test_wipe_failure_names_the_pod(
         cluster: Cluster, pods: NatsPods, tmp_path: Path) -> None:
     pods.rm_fails = True
     ops = ops_of(make(cluster, tmp_path, pods))
     with pytest.raises(ActionFailed, match=r"nats-0: wiping /data/jetstream failed \(exit 1\)"
                        r".*Permission denied"):
         ops.wipe("nats-0")
-    assert cluster.configmaps[HOLD_CONFIGMAP] == {}
 
 
-def test_wipe_needs_the_hold_configmap(cluster: Cluster, pods: NatsPods,
-                                      tmp_path: Path) -> None:
-    del cluster.configmaps[HOLD_CONFIGMAP]
+def test_wipe_needs_a_declared_hold_file(cluster: Cluster, pods: NatsPods,
+                                         tmp_path: Path) -> None:
+    cluster.pods["nats-0"].metadata.annotations = None
     ops = ops_of(make(cluster, tmp_path, pods))
-    with pytest.raises(ActionFailed, match="no ConfigMap nats-hold"):
+    with pytest.raises(ActionFailed, match="nats-0: its pod declares no hold file"):
         ops.wipe("nats-0")
     assert "delete_namespaced_pod" not in cluster.names()
 
@@ -233,7 +243,7 @@ def test_destroy_stream_leader_on_kind(cluster: Cluster, pods: NatsPods, tmp_pat
     assert result.members == ["nats-1"]
     assert undos == [("nats.restart_member", {"member": "nats-1"})]
     assert pods.store["nats-1"] == set() and pods.store["nats-2"] == {"_meta_", "DRILL"}
-    assert cluster.configmaps[HOLD_CONFIGMAP] == {}
+    assert pods.held == {"nats-1"}
     undo = catalog.get("nats.restart_member")
     assert undo is not None
     for _ in range(2):
@@ -320,7 +330,9 @@ def test_manifest_matches_this_module() -> None:
     assert "no_advertise: true" in config
     assert any(d["kind"] == "ConfigMap" and d["metadata"]["name"] == HOLD_CONFIGMAP
                for d in docs)
-    spec = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    template = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]
+    assert template["metadata"]["annotations"]["drill.dev/hold-file"] == HOLD
+    spec = template["spec"]
     mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
     assert mounts["hold"] == "/etc/nats-hold" and mounts["data"] == "/data"
     assert STORE.startswith("/data/") and RELEASE.startswith("/data/")
@@ -351,4 +363,4 @@ def test_prepare_creates_the_stream_through_the_members(
 
 
 def test_registered_for_the_kind_target() -> None:
-    assert target_module.DEPLOYMENTS["nats"] == "drillrunner.services.nats.kind:KindNatsOps"
+    assert REGISTRY.adapters("kind")["nats"] == "drillrunner.services.nats.kind:KindNatsOps"

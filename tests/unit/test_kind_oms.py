@@ -27,7 +27,7 @@ from drillrunner.services.oms.kind import RECORD, KindOmsOps
 from drillrunner.services.oms.ops import OmsOps
 from drillrunner.targets.kind.statefulsets import REPLICAS_BEFORE_STOP
 from drillrunner.targets.kind.target import KindTarget
-from tests.unit.kind_fakes import Cluster, pod, scaling_apis, statefulset
+from tests.unit.kind_fakes import ADAPTERS, Cluster, pod, scaling_apis, statefulset
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "oms" / "configmaps.yaml"
 PASSWORD = "s3cr3t-Pw_x"  # as the template can hold it (no quote, no backslash)
@@ -89,7 +89,8 @@ def http(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Http:
 
 
 def make(c: Cluster, tmp_path: Path) -> tuple[KindTarget, KindOmsOps]:
-    t = KindTarget(scaling_apis(c), context="kind-drill", state=tmp_path, forward=False)
+    t = KindTarget(scaling_apis(c), adapters=ADAPTERS, context="kind-drill", state=tmp_path,
+                   forward=False)
     return t, KindOmsOps(t, "oms")
 
 

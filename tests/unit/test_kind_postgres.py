@@ -20,18 +20,28 @@ from kubernetes.client.rest import ApiException
 from drillrunner.core.errors import ActionFailed
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
-from drillrunner.services.timescaledb import faults, repair, sql
+from drillrunner.services.registry import REGISTRY
+from drillrunner.services.timescaledb import faults, kind_members, kind_pitr, repair, sql
 from drillrunner.services.timescaledb import kind as kp
 from drillrunner.services.timescaledb.ops import PostgresOps, RoutesPrimary, pg_ops
 from drillrunner.services.timescaledb.roles import member_roles
 from drillrunner.targets.base import Signal
 from drillrunner.targets.kind.apis import KubeApis
-from drillrunner.targets.kind.target import DEPLOYMENTS, KindTarget
+from drillrunner.targets.kind.target import KindTarget
 from failfast import pg
 from tests.support import missing
-from tests.unit.kind_fakes import BarePodCore, Cluster, FakeCore, apis, local_shell, pod
+from tests.unit.kind_fakes import (
+    ADAPTERS,
+    BarePodCore,
+    Cluster,
+    FakeCore,
+    apis,
+    local_shell,
+    pod,
+)
 
 P, R = "timescaledb-primary-0", "timescaledb-replica-0"
+HOLD = "/var/lib/postgresql/data/drill-hold"  # the hold file the manifests declare
 IPS = {P: "10.244.1.10", R: "10.244.2.20"}
 PASSWORD = "pa ss'w\\rd"  # needs libpq quoting
 QUOTED_PASSWORD = "password='pa ss\\'w\\\\rd'"
@@ -81,9 +91,9 @@ class World:
             assert found is not None
             m.recovery, m.upstream, m.sss = True, found.group(1), ""
             m.hold, m.running = False, True
-        elif f"touch {kp.HOLD}" in script:
+        elif f"touch {HOLD}" in script:
             m.hold = True
-        elif f"rm -f {kp.HOLD}" in script:
+        elif f"rm -f {HOLD}" in script:
             m.hold, m.running = False, True  # the wrapper execs postgres
         elif "kill -INT" in script:
             m.running = False
@@ -184,7 +194,7 @@ class Core(FakeCore):
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     c = Cluster(recreate=True)
     for name, ip in IPS.items():
-        p = pod(name, "timescaledb", port=5432)
+        p = pod(name, "timescaledb", port=5432, hold=HOLD)
         p.status.pod_ip = ip
         c.pods[name] = p
     c.secrets["timescaledb-credentials"] = {"postgres-password": PASSWORD}
@@ -198,7 +208,8 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr(pg, "fetch", w.fetch)  # what sql.fetch_value calls
     monkeypatch.setattr(sql, "connect", Conn)
     monkeypatch.setattr(sql, "execute_bounded", w.execute_bounded)
-    monkeypatch.setattr(kp, "READY_TIMEOUT", 2.0)
+    for module in (kp, kind_members, kind_pitr):
+        monkeypatch.setattr(module, "READY_TIMEOUT", 2.0)
     return w
 
 
@@ -206,9 +217,9 @@ def make(world: World, tmp_path: Path) -> tuple[KindTarget, kp.KindPostgresOps]:
     a = apis(world.c, world.exec)
     t = KindTarget(KubeApis(core=Core(world), apps=a.apps, networking=a.networking,
                             version=a.version, stream=a.stream),
-                   context="kind-drill", state=tmp_path, forward=False)
+                   adapters=ADAPTERS, context="kind-drill", state=tmp_path, forward=False)
     ops = kp.KindPostgresOps(t, "timescaledb")
-    t._deployments["timescaledb"] = ops  # what DEPLOYMENTS gives (tested on its own)
+    t._deployments["timescaledb"] = ops  # what the adapters give (tested on its own)
     return t, ops
 
 
@@ -220,11 +231,13 @@ def ctx_for(t: KindTarget) -> tuple[RunContext, list[tuple[str, dict[str, Any]]]
 
 
 def test_registered_and_implements_the_protocols(world: World, tmp_path: Path) -> None:
-    assert DEPLOYMENTS["timescaledb"] == "drillrunner.services.timescaledb.kind:KindPostgresOps"
+    assert REGISTRY.adapters("kind")["timescaledb"] == \
+        "drillrunner.services.timescaledb.kind:KindPostgresOps"
     t, ops = make(world, tmp_path)
     assert isinstance(ops, PostgresOps) and isinstance(ops, RoutesPrimary)
     assert pg_ops(t) is ops
-    fresh = KindTarget(apis(world.c), context="kind-drill", state=tmp_path, forward=False)
+    fresh = KindTarget(apis(world.c), adapters=ADAPTERS, context="kind-drill", state=tmp_path,
+                       forward=False)
     assert type(pg_ops(fresh)) is kp.KindPostgresOps
 
 
@@ -255,7 +268,7 @@ def test_settings_come_from_the_configmap(world: World, tmp_path: Path) -> None:
 def test_kill_holds_the_member_down_until_start(world: World, tmp_path: Path) -> None:
     t, ops = make(world, tmp_path)
     ops.kill(P, Signal.KILL)
-    assert world.scripts[0] == (P, f"touch {kp.HOLD}")
+    assert world.scripts[0] == (P, f"touch {HOLD}")
     # SIGKILL of every postgres process before the delete (whose SIGTERM is a smart
     # shutdown that would keep serving open sessions).
     assert world.scripts[1] == (P, "kill -KILL -1 2>/dev/null || true")
@@ -279,7 +292,7 @@ def test_term_thaws_then_shuts_down_fast_and_deletes_gracefully(world: World,
     ops.kill(R, Signal.TERM)
     scripts = [s for _, s in world.scripts]
     i = scripts.index("kill -CONT -1 2>/dev/null || true")
-    assert scripts[i + 1] == f"touch {kp.HOLD}" and "kill -INT" in scripts[i + 2]
+    assert scripts[i + 1] == f"touch {HOLD}" and "kill -INT" in scripts[i + 2]
     assert [c for c in world.c.calls if c[0] == "delete_namespaced_pod"][-1][2] == {}
     assert not ops.is_paused(R)
 
@@ -399,7 +412,8 @@ def test_process_scripts_signal_postgres_processes_only(world: World, tmp_path: 
     """pause_process / resume_process really run here: only a process whose comm is
     'postgres' is signalled."""
     world.c.recreate = False
-    t = KindTarget(apis(world.c, local_shell), context="kind-drill", state=tmp_path,
+    t = KindTarget(apis(world.c, local_shell), adapters=ADAPTERS, context="kind-drill",
+                   state=tmp_path,
                    forward=False)
     ops = kp.KindPostgresOps(t, "timescaledb")
     fake_pg = tmp_path / "postgres"
@@ -437,14 +451,14 @@ def test_manifest_wrapper_holds_then_runs_the_entrypoint(manifest: str,
     paths pointed at a temp folder), then execs the image's entrypoint with the args."""
     spec, argv = _wrapper(manifest)
     assert spec["shareProcessNamespace"] is True
-    assert kp.HOLD in argv[2] and argv[3:5] == ["sh", "postgres"]
+    assert HOLD in argv[2] and argv[3:5] == ["sh", "postgres"]
     live = spec["containers"][0]["livenessProbe"]["exec"]["command"]
-    assert kp.HOLD in live[2]
+    assert HOLD in live[2]
     hold = tmp_path / "drill-hold"
     hold.touch()
     (tmp_path / "docker-entrypoint.sh").write_text('#!/bin/sh\necho "entrypoint $*"\n')
     (tmp_path / "docker-entrypoint.sh").chmod(0o755)
-    script = argv[2].replace(kp.HOLD, str(hold)).replace("sleep 1", "sleep 0.05")
+    script = argv[2].replace(HOLD, str(hold)).replace("sleep 1", "sleep 0.05")
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
     proc = subprocess.Popen(["sh", "-c", script, *argv[3:]], env=env, text=True,
                             stdout=subprocess.PIPE)
@@ -606,7 +620,7 @@ def pitr(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pitr:
     a = apis(world.c, lambda *args: holder[0].exec(*args))
     t = KindTarget(KubeApis(core=core, apps=a.apps, networking=a.networking,
                             version=a.version, stream=a.stream),
-                   context="kind-drill", state=tmp_path / "state", forward=False)
+                   adapters=ADAPTERS, context="kind-drill", state=tmp_path / "state", forward=False)
     ops = kp.KindPostgresOps(t, "timescaledb")
     t._deployments["timescaledb"] = ops
     holder.append(Pitr(world, t, ops, core, roots))
@@ -752,7 +766,8 @@ def test_pitr_failures_name_the_pod(pitr: Pitr, tmp_path: Path,
                        r"recovery \(pod Failed\):\nline1"):
         ops.restore_pitr(good, TARGET)
     assert ops.remove_member(kp.PITR) is True and ops.remove_member(kp.PITR) is False
-    monkeypatch.setattr(kp, "READY_TIMEOUT", 0.3)
+    for module in (kp, kind_members, kind_pitr):
+        monkeypatch.setattr(module, "READY_TIMEOUT", 0.3)
     pitr.core.pending = True
     with pytest.raises(ActionFailed, match=rf"{kp.PITR}: no running pod .*not scheduled"):
         ops.restore_pitr(good, TARGET)

@@ -25,7 +25,7 @@ from drillrunner.services.redis.ops import RedisOps, redis_ops
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.apis import KubeApis
 from drillrunner.targets.kind.target import KindTarget
-from tests.unit.kind_fakes import Cluster, FakeCore, apis, local_shell, pod
+from tests.unit.kind_fakes import ADAPTERS, Cluster, FakeCore, apis, local_shell, pod
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "k8s" / "redis"
@@ -40,10 +40,11 @@ def dns(name: str) -> str:
     return f"{name}.{gov}.drill.svc.cluster.local"
 
 
-def make_pod(name: str, uid: str | None = None) -> Any:
+def make_pod(name: str, root: Path, uid: str | None = None) -> Any:
+    """A pod whose volume is the folder root/name (its hold file there, as on /data)."""
     sentinel = "sentinel" in name
     p = pod(name, "redis", "sentinel" if sentinel else "server",
-            port=26379 if sentinel else 6379, uid=uid)
+            port=26379 if sentinel else 6379, uid=uid, hold=str(root / name / ".drill-hold"))
     p.spec.containers[0].name = "sentinel" if sentinel else "redis"
     p.status.pod_ip = f"10.244.1.{10 + ALL.index(name)}"
     return p
@@ -69,7 +70,7 @@ class Tier:
         self.broken: set[str] = set()  # pods whose scripts fail
         self.cli_error = ""  # every redis-cli gets this reply when set
         for name in ALL:
-            c.pods[name] = make_pod(name)
+            c.pods[name] = make_pod(name, root)
             self.dir(name).mkdir(parents=True)
             self._up(name, True)
 
@@ -89,7 +90,7 @@ class Tier:
     def recreate(self, name: str) -> None:
         """The StatefulSet controller after a delete, then the startup script."""
         old = self.c.pods[name]
-        self.c.pods[name] = make_pod(name, uid=old.metadata.uid + "-new")
+        self.c.pods[name] = make_pod(name, self.root, uid=old.metadata.uid + "-new")
         if self.held(name):
             self._up(name, False)
             self.waiting.add(name)
@@ -207,7 +208,8 @@ def target(cluster: Cluster, tier: Tier, tmp_path: Path) -> KindTarget:
     a = apis(cluster, tier)
     kube = KubeApis(core=RecreatingCore(cluster, tier), apps=a.apps, networking=a.networking,
                     version=a.version, stream=a.stream)
-    return KindTarget(kube, context="kind-drill", state=tmp_path / "state", forward=False)
+    return KindTarget(kube, adapters=ADAPTERS, context="kind-drill", state=tmp_path / "state",
+                      forward=False)
 
 
 @pytest.fixture
@@ -313,7 +315,8 @@ def test_appendonly_falls_back_to_the_configmap(ops: Ops, tier: Tier,
 
 
 def test_isinstance_never_raises_without_a_stack(tmp_path: Path) -> None:
-    t = KindTarget(apis(Cluster()), context="kind-drill", state=tmp_path, forward=False)
+    t = KindTarget(apis(Cluster()), adapters=ADAPTERS, context="kind-drill", state=tmp_path,
+                   forward=False)
     ops = redis_ops(t)  # isinstance reads `appendonly`: no server, no ConfigMap
     assert ops.appendonly is True
     with pytest.raises(ActionFailed, match="no Redis server pods"):
@@ -468,7 +471,7 @@ def test_copy_out_brings_rdb_and_aof_files(ops: Ops, tier: Tier, tmp_path: Path)
         ops.copy_in("redis-0", tmp_path / "empty")
 
 
-def _statefulset(name: str, kind: str, replicas: int) -> Any:
+def _statefulset(name: str, kind: str, replicas: int, root: Path) -> Any:
     from kubernetes.client import (
         V1LabelSelector,
         V1ObjectMeta,
@@ -477,7 +480,7 @@ def _statefulset(name: str, kind: str, replicas: int) -> Any:
         V1StatefulSetSpec,
     )
 
-    template = make_pod(f"{name}-0")
+    template = make_pod(f"{name}-0", root)
     labels = {k: v for k, v in template.metadata.labels.items()
               if k != "statefulset.kubernetes.io/pod-name"}
     assert labels["drill.dev/member-kind"] == kind
@@ -486,24 +489,26 @@ def _statefulset(name: str, kind: str, replicas: int) -> Any:
         spec=V1StatefulSetSpec(replicas=replicas, service_name=name,
                                selector=V1LabelSelector(match_labels=labels),
                                template=V1PodTemplateSpec(
-                                   metadata=V1ObjectMeta(labels=labels), spec=template.spec)))
+                                   metadata=V1ObjectMeta(
+                                       labels=labels, annotations=template.metadata.annotations),
+                                   spec=template.spec)))
 
 
 def test_failures_name_the_pod(ops: Ops, cluster: Cluster, tier: Tier) -> None:
     with pytest.raises(ActionFailed, match="no member 'redis-5'"):
         ops.hold("redis-5")
-    cluster.statefulsets.append(_statefulset("redis", "server", 2))
+    cluster.statefulsets.append(_statefulset("redis", "server", 2, tier.root))
     del cluster.pods["redis-1"]  # an ordinal without a pod (yet)
     with pytest.raises(ActionFailed, match=r"redis-1: holding redis-1 down.*no such pod"):
         ops.hold("redis-1")  # no pod came back within the wait
     tier.broken.add("redis-0")  # every script exits 1 there
-    with pytest.raises(ActionFailed, match=r"redis-0: holding redis-0 down failed \(exit 1\)"):
+    with pytest.raises(ActionFailed, match=r"redis-0: holding redis-0 down .*failed \(exit 1\)"):
         ops.hold("redis-0")
     with pytest.raises(ActionFailed, match=r"redis-0 to be up or held down"):
         tier._up("redis-0", False)
         ops.wipe("redis-0")  # its hold state cannot be read
     tier._up("redis-0", True)
-    with pytest.raises(ActionFailed, match=r"redis-0: releasing redis-0 failed \(exit 1\)"):
+    with pytest.raises(ActionFailed, match=r"redis-0: releasing redis-0 .*failed \(exit 1\)"):
         ops.prepare_server("redis-0", ops.servers()[1])
     tier.broken.clear()
     tier.cli_error = "LOADING Redis is loading the dataset in memory\n"

@@ -28,7 +28,7 @@ from drillrunner.targets.kind.apis import KubeApis
 from drillrunner.targets.kind.nodes import DockerNodes
 from drillrunner.targets.kind.safety import allowed_patterns, check_context
 from drillrunner.targets.kind.target import KindTarget
-from tests.unit.kind_fakes import STACK, Cluster, ExplodingApi, apis, pod
+from tests.unit.kind_fakes import ADAPTERS, STACK, Cluster, ExplodingApi, apis, pod
 
 
 @pytest.fixture
@@ -44,7 +44,8 @@ def cluster() -> Cluster:
 
 
 def target(c: Cluster, tmp_path: Path, **kw: Any) -> KindTarget:
-    return KindTarget(apis(c), context="kind-drill", state=tmp_path, forward=False, **kw)
+    return KindTarget(apis(c), adapters=ADAPTERS, context="kind-drill", state=tmp_path,
+                      forward=False, **kw)
 
 
 def test_allow_list_default_and_env() -> None:
@@ -62,13 +63,13 @@ def test_refused_context_before_any_api_call(tmp_path: Path) -> None:
     boom = ExplodingApi()
     apis_ = KubeApis(core=boom, apps=boom, networking=boom, version=boom, stream=boom)
     with pytest.raises(UsageError, match="'prod'"):
-        KindTarget(apis_, context="prod", state=tmp_path)
+        KindTarget(apis_, adapters=ADAPTERS, context="prod", state=tmp_path)
 
 
 def test_connect_refuses_before_reading_kubeconfig(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-kubeconfig"
     with pytest.raises(UsageError, match="allow-list"):
-        KindTarget.connect(kubeconfig=missing, context="gke_prod")
+        KindTarget.connect(kubeconfig=missing, adapters=ADAPTERS, context="gke_prod")
 
 
 def test_connect_with_kubeconfig_builds_clients_without_calls(tmp_path: Path) -> None:
@@ -82,8 +83,8 @@ contexts: [{name: kind-drill, context: {cluster: c, user: u}},
 current-context: prod
 """)
     with pytest.raises(UsageError, match="'prod'"):  # the current context is checked too
-        KindTarget.connect(kubeconfig=cfg)
-    t = KindTarget.connect(kubeconfig=cfg, context="kind-drill", state=tmp_path)
+        KindTarget.connect(adapters=ADAPTERS, kubeconfig=cfg)
+    t = KindTarget.connect(kubeconfig=cfg, adapters=ADAPTERS, context="kind-drill", state=tmp_path)
     assert t.context == "kind-drill" and t.namespace == "drill"
     t.close()
 
@@ -121,7 +122,7 @@ def test_statefulset_ordinal_without_pod_is_listed_and_down(cluster: Cluster,
 
 
 def test_port_forward_addresses_are_local_and_stable(cluster: Cluster, tmp_path: Path) -> None:
-    t = KindTarget(apis(cluster), context="kind-drill", state=tmp_path)
+    t = KindTarget(apis(cluster), adapters=ADAPTERS, context="kind-drill", state=tmp_path)
     try:
         first = t.member("redis", "redis-0")
         assert first.host == "127.0.0.1" and first.port > 0
@@ -259,7 +260,8 @@ def test_exec_through_the_stream_api(cluster: Cluster, tmp_path: Path) -> None:
         return Resp()
 
     a = apis(cluster)
-    t = KindTarget(KubeApis(a.core, a.apps, a.networking, a.version, stream), context="kind-x",
+    t = KindTarget(KubeApis(a.core, a.apps, a.networking, a.version, stream), adapters=ADAPTERS,
+                   context="kind-x",
                    state=tmp_path, forward=False)
     out = t.exec(t.member("redis", "redis-0"), ["redis-cli", "ping"])
     assert out.stdout == "PONG\n" and out.returncode == 0 and seen["closed"]
@@ -360,7 +362,8 @@ def test_files_round_trip_through_exec(cluster: Cluster, tmp_path: Path) -> None
     from tests.unit.kind_fakes import local_shell
 
     cluster.pods["redis-0"] = pod("redis-0", "redis")
-    t = KindTarget(fake_apis(cluster, local_shell), context="kind-x", forward=False,
+    t = KindTarget(fake_apis(cluster, local_shell), adapters=ADAPTERS, context="kind-x",
+                   forward=False,
                    state=tmp_path)
     member = t.member("redis", "redis-0")
     data = bytes(range(256)) * 700  # 179 200 bytes: several 48 KiB chunks
@@ -383,7 +386,8 @@ def test_secret_and_scale(cluster: Cluster, tmp_path: Path) -> None:
     cluster.secrets["creds"] = {"password": "s3cret"}
     cluster.statefulsets.append(SimpleNamespace(
         metadata=SimpleNamespace(name="pg", labels={}), spec=SimpleNamespace(replicas=1)))
-    t = KindTarget(apis(cluster), context="kind-x", forward=False, state=tmp_path)
+    t = KindTarget(apis(cluster), adapters=ADAPTERS, context="kind-x", forward=False,
+                   state=tmp_path)
     assert t.secret_value("creds", "password") == "s3cret"
     with pytest.raises(StackError, match="no key"):
         t.secret_value("creds", "other")
@@ -415,7 +419,8 @@ def test_every_allow_policy_skips_isolated_pods() -> None:
 
 def test_pause_labels_the_pod_and_resume_removes_it(cluster: Cluster, tmp_path: Path) -> None:
     cluster.pods["redis-1"] = pod("redis-1", "redis")
-    t = KindTarget(apis(cluster), context="kind-x", forward=False, state=tmp_path)
+    t = KindTarget(apis(cluster), adapters=ADAPTERS, context="kind-x", forward=False,
+                   state=tmp_path)
     m = t.member("redis", "redis-1")
     for _ in range(2):
         t.pause(m)
@@ -520,7 +525,7 @@ def test_kill_holds_a_declared_member_down_until_start(cluster: Cluster,
         return 0, "", ""
 
     cluster.pods["kafka-1"] = _held_pod("kafka-1", ready=True, waiting_in="kafka")
-    t = KindTarget(fake_apis(cluster, handler), context="kind-x", forward=False,
+    t = KindTarget(fake_apis(cluster, handler), adapters=ADAPTERS, context="kind-x", forward=False,
                    state=tmp_path)
     m = t.member("kafka", "kafka-1")
     t.kill(m)
@@ -548,7 +553,7 @@ def test_kill_of_a_container_that_just_died_needs_no_hold(cluster: Cluster,
         return 1, "", "container not found"
 
     cluster.pods["kafka-2"] = _held_pod("kafka-2", ready=True, waiting_in="kafka")
-    t = KindTarget(fake_apis(cluster, handler), context="kind-x", forward=False,
+    t = KindTarget(fake_apis(cluster, handler), adapters=ADAPTERS, context="kind-x", forward=False,
                    state=tmp_path)
     t.kill(t.member("kafka", "kafka-2"))
     assert "kafka-2" not in cluster.pods

@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 
 from drillrunner.services.oms.local import OmsDeployment
-from drillrunner.stack.settings import OmsSettings, StackSettings
+from drillrunner.services.oms.spec import OmsSettings
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.supervisor import Supervisor
 from orderservice import config
 from orderservice.guard import REFUSAL, refusal

@@ -44,3 +44,14 @@ def test_an_undo_that_keeps_failing_is_reported_once_no_pass_makes_progress(
     assert results["fake.no_such_undo"].startswith("failed: RuntimeError: unknown action")
     assert results["fake.rematerialize"].startswith("failed: RuntimeError: no replica")
     assert len(pending_undos(path)) == 2  # still pending: the next recover tries again
+
+
+def test_a_replayed_undo_is_journaled_like_the_run_journals_it(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal_with(path, "fake.fix")
+    replay(path, FakeTarget(), CATALOG)
+    by_event = {e["event"]: e for e in read(path)}
+    start, done = by_event["undo-start"], by_event["undo-done"]
+    assert {k: start[k] for k in ("scenario", "undo_id", "action", "args", "recovering")} == {
+        "scenario": "died", "undo_id": 1, "action": "fake.fix", "args": {}, "recovering": True}
+    assert done["result"]["summary"] and done["recovering"] is True

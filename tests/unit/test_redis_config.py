@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from drillrunner.services.redis.local import RedisDeployment
+from drillrunner.services.redis.spec import RedisSettings
 from drillrunner.services.redis.topology import replica_lag_bytes
-from drillrunner.stack.settings import RedisSettings, StackSettings
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.supervisor import Supervisor
 
 

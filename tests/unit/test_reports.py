@@ -123,3 +123,24 @@ def test_html_renders_in_headless_chromium_without_fetching(tmp_path: Path) -> N
     dom = out.stdout
     assert 'class="timeline"' in dom and 'class="fault"' in dom and 'class="rto"' in dom
     assert 'id="claims"' in dom
+
+
+def test_reports_evidence_and_model_import_nothing_of_the_engine() -> None:
+    """A bundle renders from its journal alone: report/, evidence/ and model/ never
+    reach into the engine (nor into services, targets or the CLI)."""
+    import ast
+
+    src = Path(__file__).resolve().parents[2] / "src" / "drillrunner"
+    allowed = {"report": {"core", "evidence", "report"}, "evidence": {"core", "evidence"},
+               "model": {"core", "model"}}
+    found = []
+    for layer, ok in allowed.items():
+        for path in sorted((src / layer).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                for name in names:
+                    parts = name.split(".")
+                    if parts[0] == "drillrunner" and len(parts) > 1 and parts[1] not in ok:
+                        found.append(f"{path.relative_to(src)}: {name}")
+    assert found == []

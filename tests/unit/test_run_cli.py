@@ -49,7 +49,7 @@ def fake_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LockedTarget:
     catalog = Catalog.from_modules([checks, fake_actions])
     target = LockedTarget(tmp_path / "state")
     monkeypatch.setattr(Catalog, "load", classmethod(lambda cls, *a: catalog))
-    monkeypatch.setattr("drillrunner.targets.kind.select.open_target",
+    monkeypatch.setattr("drillrunner.stack.select.open_target",
                         lambda *a, **k: target)
     monkeypatch.setattr("drillrunner.core.paths.state_dir", lambda: target.state)
     monkeypatch.setenv("DRILL_SIGNING_KEY", str(tmp_path / "key"))

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from drillrunner.core.errors import ActionFailed
-from drillrunner.services.timescaledb.local import PostgresDeployment, _parse_conf
+from drillrunner.services.timescaledb.local import PostgresDeployment
+from drillrunner.services.timescaledb.local_files import _parse_conf
+from drillrunner.services.timescaledb.spec import PostgresSettings
 from drillrunner.services.timescaledb.workload import SequencedWrites
-from drillrunner.stack.settings import PostgresSettings, StackSettings
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.supervisor import Supervisor
 
 

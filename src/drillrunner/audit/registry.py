@@ -1,11 +1,13 @@
 """Audit rules: small typed functions registered by name with the claims they test.
 
 `@rule(...)` only marks a function (like the engine's action decorators); `all_rules()`
-collects the marked functions of drillrunner.audit.rules in definition order.
+collects the marked functions of drillrunner.audit.rules and of the services' audit
+modules in definition order.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -60,14 +62,17 @@ def rule(name: str, *, claims: Sequence[str]) -> Callable[[F], F]:
 
 
 def all_rules() -> list[Rule]:
-    from drillrunner.audit import rules as module
+    """The generic rules (audit/rules.py), then those each service owns (its spec's
+    `audit` module, services/registry.py), each in definition order."""
+    from drillrunner.services.registry import REGISTRY
 
     found: list[Rule] = []
-    for fn in vars(module).values():
-        mark = getattr(fn, MARK, None)
-        if mark is not None:
-            doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-            found.append(Rule(mark[0], mark[1], fn, doc))
+    for name in ["drillrunner.audit.rules", *REGISTRY.audit_modules()]:
+        for fn in vars(importlib.import_module(name)).values():
+            mark = getattr(fn, MARK, None)
+            if mark is not None and fn.__module__ == name:
+                doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+                found.append(Rule(mark[0], mark[1], fn, doc))
     names = [r.name for r in found]
     if len(set(names)) != len(names):
         raise ValueError(f"audit rules registered twice: {names}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from drillrunner.core.errors import InvalidInput, UsageError
+from drillrunner.services.registry import full_catalog
 
 if TYPE_CHECKING:
     from drillrunner.core.actions import Catalog
@@ -23,9 +24,8 @@ def _library() -> Library:
 
 
 def _catalog() -> Catalog:
-    from drillrunner.core.actions import Catalog
 
-    return Catalog.load()
+    return full_catalog()
 
 
 def validate(

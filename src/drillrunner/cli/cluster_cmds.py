@@ -62,9 +62,10 @@ def up(
     typer.echo(f"  deploy/k8s applied ({how})", err=True)
     wait_ready(apis, timeout, lambda workload, ready: typer.echo(
         f"  {workload} ready ({ready} replica(s), {time.monotonic() - started:.1f}s)", err=True))
+    from drillrunner.services.registry import REGISTRY
     from drillrunner.targets.kind.target import KindTarget
 
-    target = KindTarget.connect(context=cluster.context)
+    target = KindTarget.connect(context=cluster.context, adapters=REGISTRY.adapters("kind"))
     try:  # what the drills expect beyond the manifests (the Kafka topic, the NATS stream)
         for ops in target.deployments():
             for line in (ops.prepare() if hasattr(ops, "prepare") else []):
@@ -88,7 +89,7 @@ def down(name: Name = "drill") -> None:
 
 def status_rows(target: Any) -> dict[str, list[dict[str, Any]]]:
     """Nodes (ready, roles) and each member pod with its node and live role."""
-    import importlib
+    from drillrunner.services.registry import live_roles
 
     nodes = []
     for node in target.apis.core.list_node().items:
@@ -101,16 +102,12 @@ def status_rows(target: Any) -> dict[str, list[dict[str, Any]]]:
                       "roles": ",".join(node_roles) or "worker"})
     pods = []
     for service in target.services():
-        try:
-            roles = importlib.import_module(f"drillrunner.services.{service}").member_roles(
-                target)
-        except Exception as exc:
-            roles = {m.name: f"unknown ({type(exc).__name__})" for m in target.members(service)}
+        roles = live_roles(target, service)
         for m in target.members(service):
-            pod = target._pod(m.name)
+            info = target.pod(m.name)
             pods.append({"service": service, "name": m.name, "kind": m.kind,
                          "ready": target.is_running(m),
-                         "node": pod.spec.node_name if pod is not None else None,
+                         "node": info.node if info is not None else None,
                          "role": roles.get(m.name, "unknown"), "host": m.host, "port": m.port})
     return {"nodes": nodes, "pods": pods}
 
@@ -122,9 +119,11 @@ def status(
     fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.TABLE,
 ) -> None:
     """The cluster's nodes, and each member pod with its node and live role."""
+    from drillrunner.services.registry import REGISTRY
     from drillrunner.targets.kind.target import KindTarget
 
-    target = KindTarget.connect(context=context or "kind-drill")
+    target = KindTarget.connect(context=context or "kind-drill",
+                                adapters=REGISTRY.adapters("kind"))
     try:
         rows = status_rows(target)
         desc = target.fingerprint()

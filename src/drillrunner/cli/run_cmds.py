@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from drillrunner.core.errors import StackError, UsageError
+from drillrunner.evidence.events import Event
+from drillrunner.services.registry import full_catalog
 
 
 def _git_commit(root: Path) -> str:
@@ -134,7 +136,6 @@ def run(
     from datetime import UTC, datetime
 
     from drillrunner.cli.display import Display
-    from drillrunner.core.actions import Catalog
     from drillrunner.core.paths import project_root
     from drillrunner.core.verdicts import Outcome
     from drillrunner.engine.lock import TargetLock
@@ -145,11 +146,11 @@ def run(
     from drillrunner.report.bundle import render_bundle
 
     root = project_root()
-    catalog = Catalog.load()
+    catalog = full_catalog()
     docs = Library(root).resolve(refs, catalog)
     manifests, audits = _audit_events(root, audit, no_audit)  # unreadable input exits 2
     signer = None if no_sign else _signer(sign_key)  # before the lock: a bad key exits 2
-    from drillrunner.targets.kind.select import open_target
+    from drillrunner.stack.select import open_target
 
     tgt = open_target(target, context)  # kind: refuses a context off the allow-list first
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
@@ -170,7 +171,7 @@ def run(
     try:
         lib = Library(root)
         registry = lib.registry()
-        journal.append("run-start", run_id=run_id, target=tgt.name, pid=os.getpid(),
+        journal.append(Event.RUN_START, run_id=run_id, target=tgt.name, pid=os.getpid(),
                        scenarios=[d.path.stem for d in docs], dry_run=dry_run,
                        environment=_environment(tgt, root),
                        claims_registry=[c.model_dump() for c in registry.claims]
@@ -181,7 +182,7 @@ def run(
                            "algorithm": "ed25519", "fingerprint": signer.fingerprint,
                            "public_key": signer.public_key_b64})
         for event in audits:
-            journal.append("audit-rule", **event)
+            journal.append(Event.AUDIT_RULE, **event)
         with Display() as display:
             runner = Runner(tgt, catalog, journal, display, dry_run=dry_run)
             with runner.signals():
@@ -192,10 +193,10 @@ def run(
             pending = runner.undo_pending
         skipped = [d.path.stem for d in docs[len(outcomes):]]
         if skipped:
-            journal.append("scenarios-skipped", scenarios=skipped,
+            journal.append(Event.SCENARIOS_SKIPPED, scenarios=skipped,
                            reason="an undo failed" if pending else "interrupted")
         outcome = run_outcome(outcomes, runner.interrupted)
-        journal.append("run-end", run_id=run_id, outcome=outcome.value,
+        journal.append(Event.RUN_END, run_id=run_id, outcome=outcome.value,
                        exit_code=int(EXIT[outcome]), undo_pending=pending)
     finally:
         journal.close()
@@ -255,11 +256,10 @@ def recover(
     the key its journal names. Safe to run again: completed undos are not repeated. Give the
     same --target (and --context) the drill ran with.
     """
-    from drillrunner.core.actions import Catalog
     from drillrunner.core.paths import state_dir
     from drillrunner.engine.lock import TargetLock, pid_alive
     from drillrunner.engine.recover import replay
-    from drillrunner.targets.kind.select import open_target
+    from drillrunner.stack.select import open_target
 
     # local: look for the lock before opening the target (which needs a set-up stack)
     state: Path = state_dir() if target == "local" and not context else \
@@ -273,7 +273,7 @@ def recover(
     if pid and pid_alive(pid) and not held.get("ended"):
         raise StackError(f"the drill holding the lock (pid {pid}) is still running")
     journal = Path(str(held.get("journal", "")))
-    results = replay(journal, tgt, Catalog.load()) if journal.is_file() else []
+    results = replay(journal, tgt, full_catalog()) if journal.is_file() else []
     for undo, status in results:
         typer.echo(f"{undo.scenario}: {undo.action} {undo.args}: {status}")
     if journal.is_file():
@@ -293,7 +293,7 @@ def _reseal(bundle: Path, sign_key: Path | None) -> None:
     from drillrunner.evidence.keys import SigningKeyError
     from drillrunner.report.bundle import render_bundle
 
-    start = next((e for e in read(bundle / "journal.jsonl") if e["event"] == "run-start"), {})
+    start = next((e for e in read(bundle / "journal.jsonl") if e["event"] == Event.RUN_START), {})
     named = start.get("signing")
     signer = None
     if named:

@@ -30,15 +30,11 @@ def _state() -> Path:
 
 def member_rows(target: Any) -> list[dict[str, Any]]:
     """Each member with its live role, read from the server itself."""
-    import importlib
+    from drillrunner.services.registry import live_roles
 
     rows = []
     for dep in target.deployments():
-        try:
-            roles = importlib.import_module(f"drillrunner.services.{dep.service}").member_roles(
-                target)
-        except Exception as exc:
-            roles = {m.name: f"unknown ({type(exc).__name__})" for m in dep.members()}
+        roles = live_roles(target, dep.service)
         for m in dep.members():
             rows.append({"service": m.service, "name": m.name, "kind": m.kind,
                          "role": roles.get(m.name, "unknown"), "host": m.host, "port": m.port,
@@ -77,8 +73,8 @@ def up(
 
     Settings given with --set stay in force until changed again or --reset.
     """
+    from drillrunner.stack.local import LocalTarget
     from drillrunner.stack.settings import StackSettings, load_settings, save_settings
-    from drillrunner.targets.local.target import LocalTarget
 
     state = _state()
     current = load_settings(state)
@@ -104,8 +100,8 @@ def up(
 @app.command()
 def down() -> None:
     """Stop every member of the local stack (data is kept)."""
+    from drillrunner.stack.local import LocalTarget
     from drillrunner.stack.settings import load_settings
-    from drillrunner.targets.local.target import LocalTarget
 
     state = _state()
     if load_settings(state) is None:
@@ -122,6 +118,6 @@ def status(
     fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.TABLE,
 ) -> None:
     """Each member's live role (read from the server), address and PID."""
-    from drillrunner.targets.local.target import LocalTarget
+    from drillrunner.stack.local import LocalTarget
 
     _print_rows(member_rows(LocalTarget(_state())), fmt)

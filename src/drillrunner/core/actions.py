@@ -1,7 +1,8 @@
 """Probes, faults, workloads, checks and rollback actions: typed functions registered by name.
 
 The decorators only mark a function; `Catalog` collects the marked functions of the
-service modules. A parameter model is derived from each signature, so a scenario's
+modules it is given (services/registry.py names them: `full_catalog()`). A parameter
+model is derived from each signature, so a scenario's
 arguments are validated before anything runs.
 """
 
@@ -23,20 +24,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 MARK = "__drill_action__"
 ALL = "all"  # a fault that disrupts every member of its tier at once
 Disrupts = int | Literal["all"]
-
-# Modules whose registered functions make up the catalog. Service modules import their
-# client libraries lazily, inside functions, so loading the catalog stays cheap.
-SERVICE_MODULES = (
-    "drillrunner.engine.checks",
-    "drillrunner.services.timescaledb",
-    "drillrunner.services.redis",
-    "drillrunner.services.oms",
-    "drillrunner.services.nats",
-    "drillrunner.services.feast",
-    "drillrunner.services.kafka",
-    "drillrunner.targets.kind.faults",  # faults only the kind target offers (nodes, policies)
-)
-
 
 class ActionKind(StrEnum):
     PROBE = "probe"
@@ -141,7 +128,7 @@ class Catalog:
         return cls(specs)
 
     @classmethod
-    def load(cls, module_names: Iterable[str] = SERVICE_MODULES) -> Catalog:
+    def load(cls, module_names: Iterable[str]) -> Catalog:
         """Collect the named modules and, for packages, every submodule in them."""
         modules: list[ModuleType] = []
         for name in module_names:

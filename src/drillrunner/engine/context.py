@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from drillrunner.engine.schedule import WorkloadThread
 from drillrunner.targets.base import Target
 
 Recorder = Callable[..., object]
+UndoSink = Callable[[str, dict[str, Any]], None]  # (action, args): journal an undo intent
 
 
 @dataclass
@@ -33,13 +35,22 @@ class RunContext:
     slo: dict[str, Any] = field(default_factory=dict)
     threads: list[WorkloadThread] = field(default_factory=list)
     recovery: ScenarioRecovery | None = None
-    _undo_sink: Callable[[str, dict[str, Any]], None] | None = None
+    _undo_sink: UndoSink | None = None
 
     def will_undo(self, action: str, **args: Any) -> None:
         """Journal (and fsync) the undo of the fault about to be injected, before it acts."""
         if self._undo_sink is None:
             raise RuntimeError("will_undo is only available while a fault runs")
         self._undo_sink(action, args)
+
+    @contextmanager
+    def undos_to(self, sink: UndoSink) -> Iterator[None]:
+        """While a fault runs, what it declares with will_undo goes to `sink`."""
+        self._undo_sink = sink
+        try:
+            yield
+        finally:
+            self._undo_sink = None
 
     def start_workload(self, name: str, client: WorkloadClient, rate: float) -> WorkloadThread:
         """Run `client` at `rate` in the background into the history, as a workload."""

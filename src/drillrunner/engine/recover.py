@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from drillrunner.core.actions import Catalog
-from drillrunner.core.verdicts import FaultResult
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
+from drillrunner.engine.invoke import Invoker
+from drillrunner.evidence.events import UNDO_COMPLETED, Event
 from drillrunner.evidence.journal import Journal, read
 
 
@@ -27,9 +28,9 @@ def pending_undos(journal: Path) -> list[PendingUndo]:
     done: set[tuple[str, int]] = set()
     for ev in read(journal):
         key = (ev.get("scenario", ""), ev.get("undo_id", -1))
-        if ev["event"] == "undo-intent":
+        if ev["event"] == Event.UNDO_INTENT:
             intents[key] = PendingUndo(key[0], key[1], ev["action"], ev.get("args", {}))
-        elif ev["event"] in ("undo-done", "rollback-done"):
+        elif ev["event"] in UNDO_COMPLETED:
             done.add(key)
     return [u for k, u in intents.items() if k not in done]
 
@@ -43,42 +44,29 @@ def replay(journal_path: Path, target: Any, catalog: Catalog) -> list[tuple[Pend
     earlier-journaled undo resumes), which newest-first order alone cannot satisfy."""
     pending = pending_undos(journal_path)
     journal = Journal(journal_path)
+    invoker = Invoker(catalog, journal)
     outcome: dict[tuple[str, int], str] = {}
     try:
-        journal.append("recover-start", pending=len(pending))
+        journal.append(Event.RECOVER_START, pending=len(pending))
         todo = list(reversed(pending))
         while todo:
-            failed = [u for u in todo if not _run_undo(u, target, catalog, journal, outcome)]
+            failed = [u for u in todo if not _run_undo(u, target, invoker, outcome)]
             if len(failed) == len(todo):
                 break  # no progress: report what still fails
             todo = failed
-        journal.append("recover-end",
+        journal.append(Event.RECOVER_END,
                        failed=sum(r.startswith("failed") for r in outcome.values()))
     finally:
         journal.close()
     return [(u, outcome[(u.scenario, u.undo_id)]) for u in reversed(pending)]
 
 
-def _run_undo(undo: PendingUndo, target: Any, catalog: Catalog, journal: Journal,
+def _run_undo(undo: PendingUndo, target: Any, invoker: Invoker,
               outcome: dict[tuple[str, int], str]) -> bool:
+    """A rollback step's intent is replayed (and journaled) as an undo like any other."""
+    journal = invoker.journal
     ctx = RunContext(target=target, scenario=undo.scenario, history=History(),
                      record=lambda event, **d: journal.append(event, **d))
-    spec = catalog.get(undo.action)
-    journal.append("undo-start", scenario=undo.scenario, undo_id=undo.undo_id,
-                   action=undo.action, args=undo.args, recovering=True)
-    key = (undo.scenario, undo.undo_id)
-    try:
-        if spec is None:
-            raise RuntimeError(f"unknown action {undo.action}")
-        result = spec.call(ctx, spec.bind(undo.args))
-    except Exception as exc:
-        journal.append("undo-failed", scenario=undo.scenario, undo_id=undo.undo_id,
-                       action=undo.action, error=f"{type(exc).__name__}: {exc}",
-                       recovering=True)
-        outcome[key] = f"failed: {type(exc).__name__}: {exc}"
-        return False
-    summary = result.summary if isinstance(result, FaultResult) else "done"
-    journal.append("undo-done", scenario=undo.scenario, undo_id=undo.undo_id,
-                   action=undo.action, result={"summary": summary}, recovering=True)
-    outcome[key] = "done: " + summary
-    return True
+    call = invoker.undo(ctx, undo.action, undo.args, undo.undo_id, recovering=True)
+    outcome[(undo.scenario, undo.undo_id)] = call.summary()
+    return call.ok

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from drillrunner.engine.history import History, Op, OpStatus, OpUnknown, WorkloadClient
+from drillrunner.evidence.events import Event
 
 
 class WorkloadThread:
@@ -56,7 +57,7 @@ class WorkloadThread:
                     status, error = OpStatus.FAIL, f"{type(exc).__name__}: {exc}"[:200]
                 op = Op(self.name, seq, invoked, time.monotonic(), status, error)
                 self.history.add_op(op)
-                self.record("op", workload=op.workload, op_seq=op.seq, invoked=op.invoked,
+                self.record(Event.OP, workload=op.workload, op_seq=op.seq, invoked=op.invoked,
                             completed=op.completed, status=op.status.value, error=op.error)
                 next_at = max(next_at + self.interval, time.monotonic() - self.interval)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))

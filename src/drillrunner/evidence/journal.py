@@ -46,7 +46,7 @@ class Journal:
         with self._lock:
             record = {
                 "seq": self._seq,
-                "event": event,
+                "event": str(event),
                 "mono": time.monotonic(),
                 "wall": datetime.now(UTC).isoformat(timespec="microseconds"),
                 "prev": self._prev,

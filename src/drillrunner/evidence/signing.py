@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from drillrunner.core.errors import UsageError
 from drillrunner.evidence import manifest
+from drillrunner.evidence.events import Event
 from drillrunner.evidence.journal import final_hash
 from drillrunner.evidence.keys import (
     ALGORITHM,
@@ -103,7 +104,7 @@ def run_start(journal: Path) -> dict[str, Any] | None:
             first = json.loads(f.readline())
     except (OSError, ValueError):
         return None
-    return first if isinstance(first, dict) and first.get("event") == "run-start" else None
+    return first if isinstance(first, dict) and first.get("event") == Event.RUN_START else None
 
 
 def declared(start: dict[str, Any]) -> Declared | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from drillrunner.core.verdicts import Outcome
+from drillrunner.evidence.events import Event
 from drillrunner.evidence.journal import read
 
 
@@ -62,9 +63,10 @@ class RunView:
 
 
 TIMELINE = {
-    "fault-invoke", "fault-return", "action-invoke", "action-return", "recovered",
-    "recovery-timeout", "undo-start", "undo-done", "undo-failed", "rollback-start",
-    "rollback-done", "rollback-failed", "error", "workload-start", "workload-stop",
+    Event.FAULT_INVOKE, Event.FAULT_RETURN, Event.ACTION_INVOKE, Event.ACTION_RETURN,
+    Event.RECOVERED, Event.RECOVERY_TIMEOUT, Event.UNDO_START, Event.UNDO_DONE,
+    Event.UNDO_FAILED, Event.ROLLBACK_START, Event.ROLLBACK_DONE, Event.ROLLBACK_FAILED,
+    Event.ERROR, Event.WORKLOAD_START, Event.WORKLOAD_STOP,
 }
 _OP_INDEX = {"ok": 0, "fail": 1, "unknown": 2}
 
@@ -74,14 +76,14 @@ def load_run(bundle: Path) -> RunView:
     current: dict[str, ScenarioView] = {}
     for ev in read(bundle / "journal.jsonl"):
         kind = ev["event"]
-        if kind == "run-start":
+        if kind == Event.RUN_START:
             _run_start(run, ev)
-        elif kind == "audit-rule":
+        elif kind == Event.AUDIT_RULE:
             run.audits.append(ev)
-        elif kind == "run-end":
+        elif kind == Event.RUN_END:
             run.outcome, run.ended = ev["outcome"], ev["wall"]
             run.exit_code = ev.get("exit_code")
-        elif kind == "scenario-start":
+        elif kind == Event.SCENARIO_START:
             sv = ScenarioView(ev["scenario"], ev.get("title", ""), ev.get("file", ""),
                               ev.get("claims", []), ev.get("slo", {}), start_mono=ev["mono"],
                               dry_run=bool(ev.get("dry_run", False)))
@@ -104,24 +106,24 @@ def _run_start(run: RunView, ev: dict[str, Any]) -> None:
 
 
 def _scenario_event(sv: ScenarioView, kind: str, ev: dict[str, Any]) -> None:
-    if kind == "op":
+    if kind == Event.OP:
         counts = sv.ops.setdefault(ev["workload"], [0, 0, 0])
         counts[_OP_INDEX[ev["status"]]] += 1
         done = ev.get("completed") or ev["invoked"]  # a stalled op may have no completion
         sv.points.append((ev["invoked"] - sv.start_mono, done - sv.start_mono, ev["status"]))
         return
-    if kind == "fault-invoke":
+    if kind == Event.FAULT_INVOKE:
         sv.faults.append((ev.get("t", ev["mono"]) - sv.start_mono, ev["name"]))
-    elif kind == "check":
+    elif kind == Event.CHECK:
         sv.checks.append(ev)
-    elif kind == "scenario-end":
+    elif kind == Event.SCENARIO_END:
         sv.outcome, sv.reason = ev["outcome"], ev.get("reason", "")
         sv.measurements = ev.get("measurements", {})
         sv.seconds = ev.get("seconds", 0.0)
         if "undo_failures" in ev:  # older journals: the undo-failed events below
             sv.undo_failures = list(ev["undo_failures"])
     elif kind in TIMELINE:
-        if kind == "undo-failed":
+        if kind == Event.UNDO_FAILED:
             sv.undo_failures.append(str(ev.get("action", "")))
         label = ev.get("name") or ev.get("action") or ev.get("workload") or ""
         detail = ev.get("error") or (ev.get("result") or {}).get("summary", "")

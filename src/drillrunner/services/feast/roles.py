@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 
 from drillrunner.services.feast import http
 from drillrunner.services.feast.ops import SERVICE, feast_ops
+from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import Target
 
 
@@ -18,14 +18,6 @@ class Role(StrEnum):
     DOWN = "down"
 
 
-def _stopped(pid: int) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return raw[raw.rindex(")") + 2 :].split()[0] == "T"
-
-
 def member_roles(target: Target) -> dict[str, str]:
     ops = feast_ops(target)
     out = {}
@@ -33,7 +25,7 @@ def member_roles(target: Target) -> dict[str, str]:
         pid = target.pid(m)  # None: not running here, or a target without PIDs (kind)
         if pid is None and not target.is_running(m):
             role = Role.DOWN
-        elif pid is not None and _stopped(pid):
+        elif is_stopped(target, m):
             role = Role.PAUSED
         elif m.name != ops.server().name:
             role = Role.SERVING  # another Feast process (kind's registry server), Ready

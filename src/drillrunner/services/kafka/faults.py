@@ -6,7 +6,6 @@ from __future__ import annotations
 from drillrunner.core.actions import fault
 from drillrunner.core.errors import ActionFailed
 from drillrunner.core.verdicts import FaultResult
-from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.services.kafka.ops import kafka_ops
 from drillrunner.services.kafka.topology import (
@@ -16,7 +15,7 @@ from drillrunner.services.kafka.topology import (
     partition_followers,
     partition_leader,
 )
-from drillrunner.services.paused import is_stopped
+from drillrunner.services.paused import wait_stopped
 from drillrunner.targets.base import MemberRef, Signal
 
 
@@ -57,14 +56,8 @@ def kill_member(ctx: RunContext, member: str, signal: Signal = Signal.KILL) -> F
 def _pause(ctx: RunContext, members: list[MemberRef]) -> None:
     for ref in members:
         ctx.target.pause(ref)
-    for ref in members:  # SIGSTOP lands asynchronously: see it land
-        if ctx.target.pid(ref) is not None:
-            _wait_stopped(ctx, ref)
-
-
-def _wait_stopped(ctx: RunContext, ref: MemberRef) -> None:
-    poll_until(lambda: is_stopped(ctx.target, ref), timeout=5.0, interval=0.01,
-               what=f"{ref.name} to stop")
+    for ref in members:
+        wait_stopped(ctx.target, ref)
 
 
 @fault("kafka.pause_member", undo="kafka.resume_member")

@@ -23,7 +23,7 @@ import json
 import re
 import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drillrunner.core.errors import ActionFailed, StackError
 from drillrunner.services.kafka import client
@@ -33,9 +33,7 @@ from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.apis import http_status
 from drillrunner.targets.kind.deployments import KindDeployment
 from drillrunner.targets.kind.forward import PortForwarder, _Listener
-
-if TYPE_CHECKING:
-    from drillrunner.targets.kind.target import KindTarget
+from drillrunner.targets.pods import KindPods
 
 TOPIC = "drill"  # as on the local stack: one partition, replication factor 3
 STATEFULSET = "kafka"
@@ -83,7 +81,7 @@ class KindKafkaOps(KindDeployment):
     topic = TOPIC
     partition = 0
 
-    def __init__(self, target: KindTarget, service: str) -> None:
+    def __init__(self, target: KindPods, service: str) -> None:
         super().__init__(target, service)
         self._external: FixedPortForwarder | None = None
         self._guard = threading.Lock()
@@ -98,7 +96,7 @@ class KindKafkaOps(KindDeployment):
     # -- addresses ----------------------------------------------------------------------
 
     def _forwarding(self) -> bool:
-        return self.target._forwarder is not None  # the target reaches pods from the host
+        return self.target.forwarder() is not None  # the target reaches pods from the host
 
     def _external_forwarder(self) -> FixedPortForwarder:
         with self._guard:

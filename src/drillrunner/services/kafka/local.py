@@ -40,6 +40,7 @@ from pathlib import Path
 from drillrunner.core.errors import MissingBinary, StackError
 from drillrunner.services.kafka import client
 from drillrunner.services.kafka.ops import QuorumView
+from drillrunner.services.kafka.spec import KafkaSettings
 from drillrunner.services.kafka.topology import REPLICATION, wait_ready
 from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
@@ -166,7 +167,7 @@ class KafkaDeployment:
 
     @property
     def min_insync_replicas(self) -> int:
-        return self.settings.kafka.min_insync_replicas
+        return self.settings.of(KafkaSettings).min_insync_replicas
 
     def pid(self, member: MemberRef) -> int | None:
         return self.sup.pid(member.name)

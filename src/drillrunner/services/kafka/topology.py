@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from drillrunner.core.errors import ActionFailed
-from drillrunner.core.waiting import WaitTimeout, poll_until
+from drillrunner.services.common import wait_verdict
 from drillrunner.services.kafka import client
 from drillrunner.services.kafka.client import PartitionState
 from drillrunner.services.kafka.ops import KafkaOps
@@ -165,15 +165,5 @@ def readiness(target: Procs, ops: KafkaOps) -> Readiness:
 
 
 def wait_ready(target: Procs, ops: KafkaOps, *, timeout: float) -> Readiness:
-    last: list[Readiness] = []
-
-    def check() -> Readiness | None:
-        r = readiness(target, ops)
-        last[:] = [r]
-        return r if r.ready else None
-
-    try:
-        return poll_until(check, timeout=timeout, interval=0.2, what="Kafka to be ready")
-    except WaitTimeout as exc:
-        detail = "; ".join(last[0].problems) if last else ""
-        raise WaitTimeout(f"{exc}: {detail}") from None
+    return wait_verdict(lambda: readiness(target, ops), timeout=timeout, interval=0.2,
+                        what="Kafka to be ready")

@@ -27,13 +27,8 @@ def restart_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> Fa
     started = not ctx.target.is_running(ref)
     if started:
         ctx.target.start(ref)
-    leader, seconds = _ready(ctx, timeout, t0)
-    return FaultResult(
-        summary=f"{'started' if started else 'already running:'} {member}; "
-                f"stream leader {leader}, replicas current after {seconds:.2f}s",
-        members=[member] if started else [], detail={"stream_leader": leader},
-        measurements={"rejoin_seconds": round(seconds, 3)},
-    )
+    return _rejoined(ctx, member, "started" if started else "already running:", started,
+                     timeout, t0)
 
 
 @action("nats.resume_member")
@@ -45,11 +40,18 @@ def resume_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> Fau
     resumed = is_stopped(ctx.target, ref)
     if resumed:
         ctx.target.resume(ref)
+    return _rejoined(ctx, member, "resumed" if resumed else "not paused:", resumed,
+                     timeout, t0)
+
+
+def _rejoined(ctx: RunContext, member: str, verb: str, acted: bool, timeout: float,
+              t0: float) -> FaultResult:
+    """Wait until the stream is fully replicated again; report what was done to `member`."""
     leader, seconds = _ready(ctx, timeout, t0)
     return FaultResult(
-        summary=f"{'resumed' if resumed else 'not paused:'} {member}; "
-                f"stream leader {leader}, replicas current after {seconds:.2f}s",
-        members=[member] if resumed else [], detail={"stream_leader": leader},
+        summary=f"{verb} {member}; stream leader {leader}, replicas current after "
+                f"{seconds:.2f}s",
+        members=[member] if acted else [], detail={"stream_leader": leader},
         measurements={"rejoin_seconds": round(seconds, 3)},
     )
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from drillrunner.core.actions import fault
 from drillrunner.core.verdicts import FaultResult
-from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
+from drillrunner.services.common import kill_named
 from drillrunner.services.nats.ops import nats_ops
 from drillrunner.services.nats.topology import SERVICE, member_roles, stream_leader
-from drillrunner.services.paused import is_stopped
+from drillrunner.services.paused import wait_stopped
 from drillrunner.targets.base import MemberRef, Signal
 
 
@@ -47,20 +47,13 @@ def destroy_stream_leader(ctx: RunContext) -> FaultResult:
 @fault("nats.kill_member", undo="nats.restart_member")
 def kill_member(ctx: RunContext, member: str, signal: Signal = Signal.KILL) -> FaultResult:
     """Kill one named node. Undo: restart it."""
-    ref = ctx.target.member(SERVICE, member)
-    role = member_roles(ctx.target).get(member)
-    ctx.will_undo("nats.restart_member", member=member)
-    ctx.target.kill(ref, signal)
-    return FaultResult(summary=f"killed {member} ({role}) with SIG{signal}",
-                       members=[member], detail={"signal": str(signal), "role": role})
+    return kill_named(ctx, SERVICE, member, signal, member_roles)
 
 
 def _pause(ctx: RunContext, ref: MemberRef, role: str | None) -> FaultResult:
     ctx.will_undo("nats.resume_member", member=ref.name)
     ctx.target.pause(ref)
-    if ctx.target.pid(ref) is not None:  # SIGSTOP lands asynchronously: see it land
-        poll_until(lambda: is_stopped(ctx.target, ref), timeout=5.0, interval=0.01,
-                   what=f"{ref.name} to stop")
+    wait_stopped(ctx.target, ref)
     return FaultResult(summary=f"paused {ref.name} ({role})", members=[ref.name],
                        detail={"role": role})
 

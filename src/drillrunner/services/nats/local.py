@@ -19,6 +19,7 @@ from drillrunner.core.errors import MissingBinary, StackError
 from drillrunner.core.waiting import poll_until
 from drillrunner.services.nats import client, topology
 from drillrunner.services.nats.client import StreamSpec
+from drillrunner.services.nats.spec import NatsSettings
 from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
@@ -140,7 +141,7 @@ class NatsDeployment:
     # -- NatsOps --------------------------------------------------------------------------
 
     def stream_spec(self) -> StreamSpec:
-        return StreamSpec(replicas=self.settings.nats.stream_replicas)
+        return StreamSpec(replicas=self.settings.of(NatsSettings).stream_replicas)
 
     def has_data(self, name: str) -> bool:
         store = self.store_dir(name)

@@ -8,7 +8,8 @@ from enum import StrEnum
 from typing import Any
 
 from drillrunner.core.errors import ActionFailed
-from drillrunner.core.waiting import WaitTimeout, poll_until
+from drillrunner.core.waiting import poll_until
+from drillrunner.services.common import wait_verdict
 from drillrunner.services.nats import client
 from drillrunner.services.nats.ops import NatsOps, nats_ops
 from drillrunner.services.paused import Processes, is_stopped
@@ -122,19 +123,8 @@ def readiness(target: Processes, ops: NatsOps, *, want_replicas: int | None = No
 
 
 def wait_ready(target: Processes, ops: NatsOps, *, timeout: float) -> Readiness:
-    last: list[Readiness] = []
-
-    def check() -> Readiness | None:
-        r = readiness(target, ops)
-        last[:] = [r]
-        return r if r.ready else None
-
-    try:
-        return poll_until(check, timeout=timeout, interval=0.1,
-                          what="the NATS cluster and its stream to be ready")
-    except WaitTimeout as exc:
-        detail = "; ".join(last[0].problems) if last else ""
-        raise WaitTimeout(f"{exc}: {detail}") from None
+    return wait_verdict(lambda: readiness(target, ops), timeout=timeout, interval=0.1,
+                        what="the NATS cluster and its stream to be ready")
 
 
 def wait_meta_leader(target: Processes, ops: NatsOps, *, timeout: float) -> str:

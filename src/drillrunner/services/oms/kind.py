@@ -17,7 +17,7 @@ the password), so the undo works after a crash of drill too (`drill recover`).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -31,16 +31,12 @@ from drillrunner.targets.kind.statefulsets import (
     REPLICAS_BEFORE_STOP,
     annotate,
     crashed_exit_code,
-    pod_exists,
     read_statefulset,
     start_statefulset,
     stop_statefulset,
     sts_annotations,
 )
 from orderservice.config import KILL_SWITCH_KEY
-
-if TYPE_CHECKING:
-    pass
 
 STATEFULSET = "oms"
 DEFAULT_REPLICAS = 2  # deploy/k8s/oms/oms.yaml
@@ -178,7 +174,7 @@ class KindOmsOps(KindDeployment):
     def _validate(overrides: dict[str, Any] | None) -> dict[str, Any]:
         from pydantic import ValidationError
 
-        from drillrunner.stack.settings import OmsSettings
+        from drillrunner.services.oms.spec import OmsSettings
 
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - set(FIELDS))
@@ -244,7 +240,7 @@ class KindOmsOps(KindDeployment):
 
     def _restart_pods(self) -> None:
         for ref in self.members():
-            if pod_exists(self.target, ref.name):
+            if self.target.pod_exists(ref.name):
                 self.target.kill(ref, Signal.TERM)  # the StatefulSet recreates it
 
     def _wait_answering(self, member: str, timeout: float) -> None:

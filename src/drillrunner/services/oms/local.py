@@ -20,12 +20,14 @@ from typing import Any
 import yaml
 
 from drillrunner.core.errors import MissingBinary, StackError
-from drillrunner.core.waiting import WaitTimeout, monotonic, poll_until
+from drillrunner.core.waiting import monotonic
+from drillrunner.services.common import wait_or_fail
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import SERVICE
+from drillrunner.services.oms.spec import OmsSettings
 from drillrunner.services.redis.local import RedisDeployment
 from drillrunner.services.timescaledb.local import PostgresDeployment
-from drillrunner.stack.settings import OmsSettings, StackSettings
+from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
 from orderservice.config import KILL_SWITCH_KEY
@@ -107,7 +109,8 @@ class OmsDeployment:
         return PostgresDeployment(self.settings, self.state, self.sup).cluster_dsn(timeout=2.0)
 
     def _settings(self, overrides: dict[str, Any] | None) -> OmsSettings:
-        return OmsSettings.model_validate({**self.settings.oms.model_dump(), **(overrides or {})})
+        current = self.settings.of(OmsSettings).model_dump()
+        return OmsSettings.model_validate({**current, **(overrides or {})})
 
     def _files(self, name: str, oms: OmsSettings) -> dict[Path, str]:
         """The config files' text for `oms`."""
@@ -169,11 +172,9 @@ class OmsDeployment:
             {"fingerprint": self._fingerprint(files), "overrides": overrides or {}}))
         t0 = monotonic()
         self.sup.start(self.spec(member), ready_timeout=timeout)
-        try:
-            poll_until(lambda: get(f"{self.url(member)}/livez", 0.5).status == 200,
-                       timeout=timeout, interval=0.02, what=f"{member} to answer /livez")
-        except WaitTimeout as exc:
-            raise StackError(f"{exc}; see {self.spec(member).log}") from None
+        wait_or_fail(lambda: get(f"{self.url(member)}/livez", 0.5).status == 200,
+                     timeout=timeout, interval=0.02, what=f"{member} to answer /livez",
+                     log=self.spec(member).log)
         return monotonic() - t0
 
     def stop_member(self, member: str) -> None:
@@ -201,10 +202,8 @@ class OmsDeployment:
             last[:] = [reply.body or reply.error]
             return reply.status == 200
 
-        try:
-            poll_until(ready, timeout=READY_TIMEOUT, interval=0.1, what=f"{name} to be ready")
-        except WaitTimeout as exc:
-            raise StackError(f"{exc}: {last[0] if last else ''}") from None
+        wait_or_fail(ready, timeout=READY_TIMEOUT, interval=0.1, what=f"{name} to be ready",
+                     last=lambda: last[0] if last else "")
 
     def down(self) -> None:
         for name in MEMBERS:

@@ -6,8 +6,8 @@ from enum import StrEnum
 
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import SERVICE, oms_ops
+from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import Target
-from drillrunner.targets.local.supervisor import process_state
 
 
 class Role(StrEnum):
@@ -23,7 +23,7 @@ def member_roles(target: Target) -> dict[str, str]:
     roles = {}
     for m in target.members(SERVICE):
         pid = target.pid(m)  # None: no process here, or a target without PIDs (kind)
-        if pid is not None and process_state(pid) == "T":
+        if is_stopped(target, m):
             role = Role.PAUSED
         else:
             status = get(f"{ops.url(m.name)}/readyz").status

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from drillrunner.core.actions import fault
 from drillrunner.core.verdicts import FaultResult
-from drillrunner.core.waiting import poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.services.paused import is_stopped
+from drillrunner.services.common import kill_named
+from drillrunner.services.paused import wait_stopped
 from drillrunner.services.redis.lifecycle import current_primary
 from drillrunner.services.redis.ops import redis_ops
 from drillrunner.services.redis.topology import SERVICE, member_roles
@@ -28,12 +28,7 @@ def kill_primary(ctx: RunContext, signal: Signal = Signal.KILL) -> FaultResult:
 @fault("redis.kill_member", undo="redis.restart_member")
 def kill_member(ctx: RunContext, member: str, signal: Signal = Signal.KILL) -> FaultResult:
     """Kill one named member (server or sentinel). Undo: restart it."""
-    ref = ctx.target.member(SERVICE, member)
-    role = member_roles(ctx.target).get(member)
-    ctx.will_undo("redis.restart_member", member=member)
-    ctx.target.kill(ref, signal)
-    return FaultResult(summary=f"killed {member} ({role}) with SIG{signal}",
-                       members=[member], detail={"signal": str(signal), "role": role})
+    return kill_named(ctx, SERVICE, member, signal, member_roles)
 
 
 @fault("redis.pause_member", undo="redis.resume_member")
@@ -44,9 +39,7 @@ def pause_member(ctx: RunContext, member: str) -> FaultResult:
     role = member_roles(ctx.target).get(member)
     ctx.will_undo("redis.resume_member", member=member)
     ctx.target.pause(ref)
-    if ctx.target.pid(ref) is not None:  # SIGSTOP lands asynchronously: see it land
-        poll_until(lambda: is_stopped(ctx.target, ref), timeout=5.0, interval=0.01,
-                   what=f"{member} to stop")
+    wait_stopped(ctx.target, ref)
     return FaultResult(summary=f"paused {member} ({role})", members=[member],
                        detail={"role": role})
 

@@ -4,16 +4,17 @@ redis:7.2-alpine image) and files on their volumes (/data, /sentinel).
 
 Stopped members. Deleting a pod does not stop a member on kind: its StatefulSet recreates
 it at once, and a recreated server joins the master the sentinels name (the manifests'
-startup script). So a member whose data is replaced is *held*: `hold` puts a marker on its
-volume (`.drill-hold`), the following kill recreates the pod, and the pod's startup script
-waits while the marker exists (no Redis process, readiness fails, so `is_running` is False,
-the liveness probe passes). wipe/copy_in act only on a held member; prepare_server /
-prepare_sentinel write what the next start needs onto the volume and remove the marker,
-so the driver's `target.start` (wait until Ready) brings it up. Scaling the StatefulSet to
-0 was not used: it stops every ordinal from the top, and a volume without a pod cannot be
-reached through exec. A hold survives pod deletion and a crashed drill; the undo paths
-(`redis.recover_tier`, `redis.restart_all`) release it through prepare_*. A hold whose kill
-never came (a crash in between) is dropped by the next prepare_* of the running member.
+startup script). So a member whose data is replaced is *held* (the target's hold file,
+targets/kind/hold.py: `.drill-hold` on its volume): the following kill recreates the pod,
+and the pod's startup script waits while the file exists (no Redis process, readiness
+fails, so `is_running` is False, the liveness probe passes). wipe/copy_in act only on a
+held member; prepare_server / prepare_sentinel write what the next start needs onto the
+volume and release it, so the driver's `target.start` (wait until Ready) brings it up.
+Scaling the StatefulSet to 0 was not used: it stops every ordinal from the top, and a
+volume without a pod cannot be reached through exec. A hold survives pod deletion and a
+crashed drill; the undo paths (`redis.recover_tier`, `redis.restart_all`) release it
+through prepare_*. A hold whose kill never came (a crash in between) is dropped by the
+next prepare_* of the running member.
 
 Addresses. Servers and sentinels name each other by in-cluster DNS name
 (`redis-0.redis-headless.drill.svc.cluster.local:6379`: the manifests' announce settings)
@@ -24,26 +25,25 @@ maps the former to the member.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 import shlex
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from drillrunner.core.errors import ActionFailed, StackError
 from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.deployments import KindDeployment
-
-if TYPE_CHECKING:
-    from drillrunner.targets.kind.target import ExecResult, KindTarget
+from drillrunner.targets.pods import ExecResult, HoldState, KindPods
 
 SERVER_PORT = 6379
 SENTINEL_PORT = 26379
 GOVERNING = {"server": "redis-headless", "sentinel": "redis-sentinel"}  # headless Services
 CONFIGMAP = "redis-config"
-HOLD = ".drill-hold"
+SERVER_COMMS = ("redis-*",)  # PID 1 of a pod whose server (or sentinel) runs
 START_ARGS = ".drill-start-args"  # one-shot redis-server arguments, read by the startup script
 QUORUM = 2
 ERROR_REPLY = r"(\(error\) )?(ERR|WRONGTYPE|NOAUTH|LOADING|READONLY|BUSY|MASTERDOWN)\b"
@@ -62,7 +62,7 @@ class KindRedisOps(KindDeployment):
     sentinel_dir = "/sentinel"
     wait = 120.0  # for a recreated pod's container to run (image present: seconds)
 
-    def __init__(self, target: KindTarget, service: str) -> None:
+    def __init__(self, target: KindPods, service: str) -> None:
         super().__init__(target, service)
         # Servers this drill started with a persistence override (a restore loads the RDB
         # with AOF off): their live setting is not what the stack means to run.
@@ -106,10 +106,8 @@ class KindRedisOps(KindDeployment):
             governing = labels[1] if len(labels) > 1 else None
         else:
             governing = None
-            pods = self.target.apis.core.list_namespaced_pod(
-                self.target.namespace, label_selector=self.target._selector(self.service))
-            name = next((p.metadata.name for p in pods.items
-                         if p.status is not None and p.status.pod_ip == host), None)
+            name = next((p.name for p in self.target.pods(self.service) if p.ip == host),
+                        None)
         for m in members:
             if m.name != name or (governing and governing != GOVERNING[m.kind]):
                 continue
@@ -164,22 +162,11 @@ class KindRedisOps(KindDeployment):
             raise ActionFailed(f"{member.name}: {what} failed: {detail}")
         return out
 
-    def _state(self, member: MemberRef) -> str | None:
-        """'held' (marker set, no Redis process), 'holding' (marker set, the process still
-        runs), 'free' (no marker), or None when the pod cannot be asked (no container)."""
-        marker = shlex.quote(f"{self._dir(member)}/{HOLD}")
-        script = (f"if [ -e {marker} ]; then case \"$(cat /proc/1/comm)\" in "
-                  "redis-*) echo holding;; *) echo held;; esac; else echo free; fi")
-        try:
-            return self._sh(member, script, "reading its hold state").strip() or None
-        except ActionFailed:
-            return None
-
-    def _settled_state(self, member: MemberRef) -> str:
-        """'held' or 'free', once the pod's container runs and a held one has stopped."""
-        def settled() -> str | None:
-            state = self._state(member)
-            return state if state in ("held", "free") else None
+    def _settled_state(self, member: MemberRef) -> HoldState:
+        """HELD or FREE, once the pod's container runs and a held one has stopped."""
+        def settled() -> HoldState | None:
+            state = self.target.hold_state(member, SERVER_COMMS)
+            return state if state in (HoldState.HELD, HoldState.FREE) else None
 
         return self._poll(settled, f"{member.name} to be up or held down")
 
@@ -188,13 +175,12 @@ class KindRedisOps(KindDeployment):
         if self.target.is_running(member):
             raise ActionFailed(f"{member.name} is running: {what} while its pod serves is not "
                                "supported on kind yet; hold it and kill it first")
-        if self._settled_state(member) != "held":
+        if self._settled_state(member) != HoldState.HELD:
             raise ActionFailed(f"{member.name} is not held down: {what} needs hold() before "
                                "the kill (its recreated pod starts Redis at once otherwise)")
 
     def _release(self, member: MemberRef) -> None:
-        self._sh(member, f"rm -f {shlex.quote(f'{self._dir(member)}/{HOLD}')}",
-                 f"releasing {member.name}")
+        self.target.release(member)
 
     # -- RedisOps ----------------------------------------------------------------------
 
@@ -285,9 +271,7 @@ class KindRedisOps(KindDeployment):
     def hold(self, name: str) -> None:
         """Mark the member's volume so its next start waits (see the module docstring);
         idempotent. The running process is untouched: the caller kills it."""
-        member = self._ref(name)
-        marker = shlex.quote(f"{self._dir(member)}/{HOLD}")
-        self._sh_when_up(member, f"touch {marker} && echo held", f"holding {name} down")
+        self.target.hold(self._ref(name), wait=self.wait)
 
     def prepare_server(self, name: str, replica_of: MemberRef | None, *,
                        appendonly: bool | None = None) -> None:
@@ -304,7 +288,7 @@ class KindRedisOps(KindDeployment):
             self._release(member)  # a hold never followed by its kill (a crashed drill)
             self._apply_live(member, replica_of, appendonly)
             return
-        if self._settled_state(member) != "held":
+        if self._settled_state(member) != HoldState.HELD:
             if appendonly is not None:
                 raise ActionFailed(f"{name} is starting on its own: a persistence override "
                                    "needs it held down (hold, then kill)")
@@ -358,7 +342,7 @@ class KindRedisOps(KindDeployment):
             if fresh:
                 self._remonitor(member, host)
             return
-        if self._settled_state(member) != "held":
+        if self._settled_state(member) != HoldState.HELD:
             if fresh:
                 raise ActionFailed(f"{name} is starting on its own: forgetting its state "
                                    "needs it held down (hold, then kill)")
@@ -412,15 +396,16 @@ class KindRedisOps(KindDeployment):
         return out.strip() != "."
 
     def wipe(self, name: str) -> None:
-        """Delete a held server's data (all of /data but the hold marker) or a held
+        """Delete a held server's data (all of /data but the hold file) or a held
         sentinel's state file."""
         member = self._ref(name)
         self._require_held(member, "wiping its data")
         folder = shlex.quote(self._dir(member))
+        hold = shlex.quote(posixpath.basename(self.target.hold_path(member)))
         if member.kind == "sentinel":
             script = f"rm -f {folder}/sentinel.conf"
         else:
-            script = f"find {folder} -mindepth 1 -maxdepth 1 ! -name {HOLD} -exec rm -rf {{}} +"
+            script = f"find {folder} -mindepth 1 -maxdepth 1 ! -name {hold} -exec rm -rf {{}} +"
         self._sh(member, script, f"wiping {self._dir(member)}")
         self._overridden.discard(name)
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from drillrunner.core.errors import MissingBinary, StackError
 from drillrunner.services.redis import client, topology
 from drillrunner.services.redis.client import MASTER_NAME
+from drillrunner.services.redis.spec import RedisSettings
 from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
@@ -119,7 +121,7 @@ class RedisDeployment:
 
     @property
     def appendonly(self) -> bool:
-        return self.settings.redis.appendonly
+        return self.settings.of(RedisSettings).appendonly
 
     def prepare_server(self, name: str, replica_of: MemberRef | None,
                        *, appendonly: bool | None = None) -> None:
@@ -137,7 +139,7 @@ class RedisDeployment:
             f"dir {data.resolve()}",
             "dbfilename dump.rdb",
             f"appendonly {'yes' if aof else 'no'}",
-            f"appendfsync {self.settings.redis.appendfsync}",
+            f"appendfsync {self.settings.of(RedisSettings).appendfsync}",
             'appenddirname "appendonlydir"',
             # One replica: the default 5 s wait for more replicas before a full sync only
             # delays every rejoin (measured: 5.4 s to rejoin, then 0.x s without it).
@@ -230,35 +232,29 @@ class RedisDeployment:
         """The primary as the running sentinels, then the running servers, then the
         sentinels' own config files (they record failovers) know it; else redis-0."""
         servers = self.servers()
-        found = topology.sentinel_master(servers, self._running(self.sentinels()))
-        if found is not None:
-            return found
-        for server in self._running(servers):
-            try:
-                if client.info(server, "replication").get("role") == "master":
-                    return server
-            except Exception:
-                continue
-        return self._master_from_files() or servers[0]
+        by_port = {s.port: s for s in servers}  # every member is on 127.0.0.1
+        return topology.discover_master(
+            servers, voted=topology.sentinel_master(servers, self._running(self.sentinels())),
+            says_master=self._says_master, sentinel_files=self._sentinel_files(),
+            name=MASTER_NAME, member_for=lambda _host, port: by_port.get(port),
+        )
 
     def _running(self, members: list[MemberRef]) -> list[MemberRef]:
         return [m for m in members if self.sup.pid(m.name) is not None]
 
-    def _master_from_files(self) -> MemberRef | None:
-        best: tuple[int, MemberRef] | None = None
-        by_port = {s.port: s for s in self.servers()}
+    def _says_master(self, server: MemberRef) -> bool:
+        if self.sup.pid(server.name) is None:
+            return False
+        try:
+            return bool(client.info(server, "replication").get("role") == "master")
+        except Exception:
+            return False
+
+    def _sentinel_files(self) -> Iterator[str]:
         for name in SENTINELS:
             path = self.conf_path(name)
-            if not path.exists():
-                continue
-            text = path.read_text()
-            m = re.search(rf"^sentinel monitor {MASTER_NAME} \S+ (\d+)", text, re.M)
-            e = re.search(rf"^sentinel config-epoch {MASTER_NAME} (\d+)", text, re.M)
-            if m and int(m.group(1)) in by_port:
-                epoch = int(e.group(1)) if e else 0
-                if best is None or epoch > best[0]:
-                    best = (epoch, by_port[int(m.group(1))])
-        return best[1] if best else None
+            if path.exists():
+                yield path.read_text()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -268,8 +264,8 @@ class RedisDeployment:
         servers = sorted(self.servers(), key=lambda s: s.name != master.name)
         for server in servers:
             if self.sup.pid(server.name) is not None:
-                topology.apply_persistence(server, self.appendonly,
-                                           self.settings.redis.appendfsync, DEFAULT_SAVE)
+                fsync = self.settings.of(RedisSettings).appendfsync
+                topology.apply_persistence(server, self.appendonly, fsync, DEFAULT_SAVE)
                 # Keep the file in step for the next start, with the live role.
                 role = client.info(server, "replication").get("role")
                 self.prepare_server(server.name, None if role == "master" else master)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from drillrunner.core.waiting import WaitTimeout, poll_until
+from drillrunner.core.waiting import poll_until
+from drillrunner.services.common import wait_verdict
 from drillrunner.services.paused import is_stopped
 from drillrunner.services.redis import client
 from drillrunner.targets.base import MemberRef, Target
@@ -85,19 +88,60 @@ def sentinel_master(
     servers: list[MemberRef], sentinels: list[MemberRef], ops: RedisOps | None = None
 ) -> MemberRef | None:
     """The server most answering sentinels name as master (None if none answers)."""
-    votes: Counter[tuple[str, int]] = Counter()
-    for sentinel in sentinels:
+
+    def named_by(sentinel: MemberRef) -> MemberRef | None:
         try:
             addr = client.sentinel_master_addr(sentinel, master_name(ops))
         except Exception:
-            continue
-        if addr is not None:
-            votes[addr] += 1
-    for (host, port), _ in votes.most_common():
-        server = locate(servers, host, port, ops)
-        if server is not None:
-            return server
+            return None
+        return locate(servers, *addr, ops) if addr is not None else None
+
+    return most_named(servers, (named_by(s) for s in sentinels))
+
+
+def most_named(servers: list[MemberRef], named: Iterable[MemberRef | None]) -> MemberRef | None:
+    """The server named most often among `named` (the first named wins a tie); None if
+    none names one of `servers`."""
+    votes = Counter(m.name for m in named if m is not None)
+    for name, _ in votes.most_common():
+        found = next((s for s in servers if s.name == name), None)
+        if found is not None:
+            return found
     return None
+
+
+def master_in_files(servers: list[MemberRef], texts: Iterable[str], name: str,
+                    member_for: Callable[[str, int], MemberRef | None]) -> MemberRef | None:
+    """The master the sentinels' own config files monitor: Sentinel rewrites them on a
+    failover, and the file with the highest config-epoch records the latest one."""
+    best: tuple[int, MemberRef] | None = None
+    quoted = re.escape(name)
+    for text in texts:
+        m = re.search(rf"^sentinel monitor {quoted} (\S+) (\d+)", text, re.M)
+        e = re.search(rf"^sentinel config-epoch {quoted} (\d+)", text, re.M)
+        found = member_for(m.group(1), int(m.group(2))) if m else None
+        server = next((s for s in servers if found is not None and s.name == found.name), None)
+        if server is not None:
+            epoch = int(e.group(1)) if e else 0
+            if best is None or epoch > best[0]:
+                best = (epoch, server)
+    return best[1] if best else None
+
+
+def discover_master(
+    servers: list[MemberRef], *, voted: MemberRef | None,
+    says_master: Callable[[MemberRef], bool], sentinel_files: Iterable[str], name: str,
+    member_for: Callable[[str, int], MemberRef | None],
+) -> MemberRef:
+    """The primary as the running sentinels (`voted`), then the running servers
+    (`says_master`: False for one that is down or silent), then the sentinels' config
+    files know it; else the first server. Iterables are read only when reached."""
+    if voted is not None:
+        return voted
+    for server in servers:
+        if says_master(server):
+            return server
+    return master_in_files(servers, sentinel_files, name, member_for) or servers[0]
 
 
 @dataclass(frozen=True)
@@ -178,18 +222,8 @@ def wait_ready(
     servers: list[MemberRef], sentinels: list[MemberRef], *, timeout: float,
     ops: RedisOps | None = None
 ) -> Readiness:
-    last: list[Readiness] = []
-
-    def check() -> Readiness | None:
-        r = readiness(servers, sentinels, ops)
-        last[:] = [r]
-        return r if r.ready else None
-
-    try:
-        return poll_until(check, timeout=timeout, interval=0.1, what="the Redis tier to be ready")
-    except WaitTimeout as exc:
-        detail = "; ".join(last[0].problems) if last else ""
-        raise WaitTimeout(f"{exc}: {detail}") from None
+    return wait_verdict(lambda: readiness(servers, sentinels, ops), timeout=timeout,
+                        interval=0.1, what="the Redis tier to be ready")
 
 
 def apply_persistence(server: MemberRef, appendonly: bool, appendfsync: str,

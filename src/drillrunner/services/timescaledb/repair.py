@@ -13,17 +13,7 @@ from drillrunner.services.timescaledb.roles import Role, member_roles
 
 
 def streams_from(ops: PostgresOps, primary: str, member: str, sync: bool | None = None) -> bool:
-    import psycopg
-
-    try:
-        rows = sql.standbys(ops.dsn(primary))
-    except psycopg.Error:
-        return False
-    return any(
-        s.name == member and s.state == "streaming"
-        and (sync is None or s.sync_state == ("sync" if sync else "async"))
-        for s in rows
-    )
+    return sql.streams(ops.dsn(primary), member, sync)
 
 
 def restore_synchronous(ops: PostgresOps, primary: str, replica: str) -> bool:

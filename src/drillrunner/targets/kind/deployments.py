@@ -8,13 +8,9 @@ backups in or out) raises ActionFailed("... not supported on kind yet").
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from drillrunner.core.errors import ActionFailed
 from drillrunner.targets.base import MemberRef
-
-if TYPE_CHECKING:
-    from drillrunner.targets.kind.target import KindTarget
+from drillrunner.targets.pods import KindPods
 
 
 def unsupported(what: str) -> ActionFailed:
@@ -24,7 +20,7 @@ def unsupported(what: str) -> ActionFailed:
 class KindDeployment:
     """A service as pods: listed by labels; started and stopped by `drill cluster`."""
 
-    def __init__(self, target: KindTarget, service: str) -> None:
+    def __init__(self, target: KindPods, service: str) -> None:
         self.target = target
         self.service = service
 
@@ -44,7 +40,7 @@ class KindDeployment:
         """The images the pods run (image@digest when the kubelet reports it)."""
         images: set[str] = set()
         core, ns = self.target.apis.core, self.target.namespace
-        for pod in core.list_namespaced_pod(ns, label_selector=self.target._selector(
+        for pod in core.list_namespaced_pod(ns, label_selector=self.target.selector(
                 self.service)).items:
             statuses = (pod.status.container_statuses if pod.status else None) or []
             images.update(s.image_id or s.image for s in statuses)

@@ -2,7 +2,7 @@
 
 Each fault journals its undo (name + JSON arguments) with ctx.will_undo BEFORE it acts;
 every undo is idempotent. For the catalog to see them, this module must be listed in
-core/actions.py SERVICE_MODULES ("drillrunner.targets.kind.faults").
+services/registry.py GENERIC_ACTIONS ("drillrunner.targets.kind.faults").
 """
 
 from __future__ import annotations

@@ -50,6 +50,30 @@ def process_state(pid: int) -> str | None:
     return fields[0] if fields else None
 
 
+def command_line(pid: int) -> bytes:
+    """The process's NUL-separated argv, empty if it is gone or unreadable."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def pids_working_in(folder: Path) -> list[int]:
+    """Live (non-zombie) processes whose working directory is `folder`, sorted."""
+    where = str(folder.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd == where and process_state(int(entry.name)) not in (None, "Z"):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def _start_ticks(pid: int) -> int | None:
     fields = _stat_fields(pid)
     return int(fields[19]) if fields else None
@@ -79,7 +103,8 @@ def tree_pids(root: int) -> list[int]:
     return sorted(found)
 
 
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    """Signal each PID; one already gone is skipped."""
     for pid in pids:
         with suppress(ProcessLookupError):
             os.kill(pid, sig)
@@ -179,7 +204,7 @@ class Supervisor:
         pid = self.pid(name)
         if pid is None:
             raise StackError(f"{name} is not running")
-        _signal_all(tree_pids(pid), sig)
+        signal_all(tree_pids(pid), sig)
         return pid
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL, timeout: float = 15.0) -> None:
@@ -192,9 +217,9 @@ class Supervisor:
         if sig == signal.SIGKILL:
             # Never thaw before a KILL: a frozen process given even a moment to run could
             # still ship data (a paused walsender would flush its WAL), hiding a loss.
-            _signal_all(pids, sig)
+            signal_all(pids, sig)
         else:
-            _signal_all(pids, signal.SIGCONT)  # a stopped process cannot act on TERM
+            signal_all(pids, signal.SIGCONT)  # a stopped process cannot act on TERM
             os.kill(pid, sig)
         self.wait_gone(name, pids, timeout)
 

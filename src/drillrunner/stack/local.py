@@ -1,8 +1,10 @@
-"""The local target: members are processes started from the state folder."""
+"""The local target: the registry's services as processes started from the state folder.
+
+Each service's local adapter (services/<svc>/local.py) lays its members out; this class
+adds the generic process mechanics (signals, pause, logs) the service drivers use."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import socket
@@ -14,23 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from drillrunner.core.errors import StackError
+from drillrunner.services.registry import REGISTRY, Registry
+from drillrunner.services.spec import load_ref
+from drillrunner.stack.adapter import LocalDeployment
 from drillrunner.stack.settings import StackSettings, load_settings
 from drillrunner.targets.base import MemberRef, Signal
-from drillrunner.targets.local.deployment import LocalDeployment
 from drillrunner.targets.local.supervisor import Supervisor, tail_text, tree_pids
-
-# service -> "module:Class" of its local deployment, imported when first used.
-DEPLOYMENTS = {
-    "timescaledb": "drillrunner.services.timescaledb.local:PostgresDeployment",
-    "redis": "drillrunner.services.redis.local:RedisDeployment",
-    "oms": "drillrunner.services.oms.local:OmsDeployment",
-    "nats": "drillrunner.services.nats.local:NatsDeployment",
-    "feast": "drillrunner.services.feast.local:FeastDeployment",
-    "kafka": "drillrunner.services.kafka.local:KafkaDeployment",
-}
-
-# Services that need others running before they start; the rest start side by side.
-DEPENDS_ON = {"oms": ("timescaledb", "redis"), "feast": ("timescaledb", "redis")}
 
 _SIGNALS = {Signal.KILL: signal.SIGKILL, Signal.TERM: signal.SIGTERM}
 
@@ -38,8 +29,11 @@ _SIGNALS = {Signal.KILL: signal.SIGKILL, Signal.TERM: signal.SIGTERM}
 class LocalTarget:
     name = "local"
 
-    def __init__(self, state: Path, settings: StackSettings | None = None) -> None:
+    def __init__(self, state: Path, settings: StackSettings | None = None,
+                 registry: Registry = REGISTRY) -> None:
         self.state = state
+        self.registry = registry
+        self._adapters = registry.adapters("local")
         loaded = settings or load_settings(state)
         if loaded is None:
             raise StackError(f"the local stack is not set up in {state}: run 'drill stack up'")
@@ -50,30 +44,25 @@ class LocalTarget:
     def deployment(self, service: str) -> Any:
         """The service's local deployment (its service-specific operations live there)."""
         if service not in self._deployments:
-            if service not in DEPLOYMENTS:
+            if service not in self._adapters:
                 raise StackError(f"the local target has no service {service!r}")
-            module, cls = DEPLOYMENTS[service].split(":")
-            factory = getattr(importlib.import_module(module), cls)
+            factory = load_ref(self._adapters[service])
             self._deployments[service] = factory(self.settings, self.state, self.sup)
         return self._deployments[service]
 
     def deployments(self) -> list[LocalDeployment]:
-        return [self.deployment(s) for s in DEPLOYMENTS]
+        return [self.deployment(s) for s in self._adapters]
 
     def up(self, on_ready: Callable[[str, float], None] = lambda _s, _t: None) -> None:
         """Start every service, in waves: those without dependencies side by side (their
         waits overlap: JVM start-up, sentinel discovery), then the ones that need them."""
         for dep in self.deployments():
             dep.check_binaries()
-        done: set[str] = set()
-        while len(done) < len(DEPLOYMENTS):
-            wave = [s for s in DEPLOYMENTS if s not in done
-                    and all(d in done for d in DEPENDS_ON.get(s, ()))]
+        for wave in self.registry.start_waves(list(self._adapters)):
             with ThreadPoolExecutor(max_workers=len(wave)) as pool:
                 futures = {s: pool.submit(self._up_one, s) for s in wave}
             for service, future in futures.items():
                 on_ready(service, future.result())  # re-raises the first failure
-            done.update(wave)
 
     def _up_one(self, service: str) -> float:
         started = time.monotonic()
