@@ -28,13 +28,13 @@ import ipaddress
 import posixpath
 import re
 import shlex
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 from drillrunner.core.errors import ActionFailed, StackError
 from drillrunner.core.waiting import WaitTimeout, poll_until
+from drillrunner.services.redis import topology
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.deployments import KindDeployment
 from drillrunner.targets.pods import ExecResult, HoldState, KindPods
@@ -225,48 +225,39 @@ class KindRedisOps(KindDeployment):
         servers = self.servers()
         if not servers:
             raise ActionFailed("no Redis server pods found")
-        votes: Counter[str] = Counter()
-        for sentinel in self.sentinels():
-            if not self.target.is_running(sentinel):
-                continue
-            try:
-                reply = self._cli(sentinel, "sentinel", "get-master-addr-by-name",
-                                  self.master_name).split()
-            except ActionFailed:
-                continue
-            if len(reply) == 2 and reply[1].isdigit():
-                found = self.member_for(reply[0], int(reply[1]))
-                if found is not None and found.kind == "server":
-                    votes[found.name] += 1
-        for name, _ in votes.most_common(1):
-            return next(s for s in servers if s.name == name)
-        for server in servers:
-            if not self.target.is_running(server):
-                continue
-            try:
-                if "role:master" in self._cli(server, "info", "replication"):
-                    return server
-            except ActionFailed:
-                continue
-        return self._master_from_files(servers) or servers[0]
+        return topology.discover_master(
+            servers, voted=topology.most_named(servers, (self._named_by(s)
+                                                         for s in self.sentinels())),
+            says_master=self._says_master, sentinel_files=self._sentinel_files(),
+            name=self.master_name, member_for=self.member_for)
 
-    def _master_from_files(self, servers: list[MemberRef]) -> MemberRef | None:
-        best: tuple[int, MemberRef] | None = None
-        name = re.escape(self.master_name)
+    def _named_by(self, sentinel: MemberRef) -> MemberRef | None:
+        if not self.target.is_running(sentinel):
+            return None
+        try:
+            reply = self._cli(sentinel, "sentinel", "get-master-addr-by-name",
+                              self.master_name).split()
+        except ActionFailed:
+            return None
+        found = (self.member_for(reply[0], int(reply[1]))
+                 if len(reply) == 2 and reply[1].isdigit() else None)
+        return found if found is not None and found.kind == "server" else None
+
+    def _says_master(self, server: MemberRef) -> bool:
+        if not self.target.is_running(server):
+            return False
+        try:
+            return "role:master" in self._cli(server, "info", "replication")
+        except ActionFailed:
+            return False
+
+    def _sentinel_files(self) -> Iterator[str]:
         for sentinel in self.sentinels():
             try:  # held sentinels too: only the process is down, the file is there
-                text = self._sh_when_up(sentinel, f"cat {self._dir(sentinel)}/sentinel.conf "
-                                        "2>/dev/null || true", "reading sentinel.conf")
+                yield self._sh_when_up(sentinel, f"cat {self._dir(sentinel)}/sentinel.conf "
+                                       "2>/dev/null || true", "reading sentinel.conf")
             except ActionFailed:
                 continue
-            m = re.search(rf"^sentinel monitor {name} (\S+) (\d+)", text, re.M)
-            e = re.search(rf"^sentinel config-epoch {name} (\d+)", text, re.M)
-            found = self.member_for(m.group(1), int(m.group(2))) if m else None
-            if found is not None and found.kind == "server":
-                epoch = int(e.group(1)) if e else 0
-                if best is None or epoch > best[0]:
-                    best = (epoch, next(s for s in servers if s.name == found.name))
-        return best[1] if best else None
 
     def hold(self, name: str) -> None:
         """Mark the member's volume so its next start waits (see the module docstring);

@@ -188,20 +188,8 @@ class KindPostgresOps(KindPostgresPitr):
         dsn = self.dsn(member)
         sql.fetch(dsn, f"ALTER SYSTEM SET synchronous_standby_names = {sql_literal(want)}")
         sql.fetch(dsn, "SELECT pg_reload_conf()")
-        poll_until(lambda: sql.fetch_value(self.dsn(member), "SHOW synchronous_standby_names")
-                   == want, timeout=10, what=f"{member} to load "
-                   f"synchronous_standby_names={want!r}")
-
-    def _streaming(self, primary: str, replica: str) -> bool:
-        import psycopg
-
-        from drillrunner.services.timescaledb import sql
-
-        try:
-            rows = sql.standbys(self.dsn(primary))
-        except psycopg.Error:
-            return False
-        return any(s.name == replica and s.state == "streaming" for s in rows)
+        sql.wait_setting(dsn, "synchronous_standby_names", want,
+                         what=f"{member} to load synchronous_standby_names={want!r}")
 
     def rebuild_replica(self, member: str, primary: str) -> None:
         """Hold and stop the member (a fresh pod: no old postmaster may touch the data),
@@ -236,7 +224,9 @@ class KindPostgresOps(KindPostgresPitr):
                        what=f"cloning {member} from {primary} with pg_basebackup")
         self.target.start(ref, timeout=READY_TIMEOUT)
         self._wait_queries(member)
-        poll_until(lambda: self._streaming(primary, member), timeout=STREAM_TIMEOUT,
+        from drillrunner.services.timescaledb import sql
+
+        poll_until(lambda: sql.streams(self.dsn(primary), member), timeout=STREAM_TIMEOUT,
                    interval=0.2, what=f"{member} to stream from {primary}")
         self._route_live_primary()
 

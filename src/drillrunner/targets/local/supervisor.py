@@ -214,6 +214,8 @@ class Supervisor:
         if pid is None:
             return
         pids = tree_pids(pid)
+        if not pids:
+            return  # it exited between the two reads
         if sig == signal.SIGKILL:
             # Never thaw before a KILL: a frozen process given even a moment to run could
             # still ship data (a paused walsender would flush its WAL), hiding a loss.
