@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import ROOT, write_results
+from drillrunner.evidence.events import Event
 
 
 def newest_bundle(reports: Path) -> Path | None:
@@ -65,7 +66,7 @@ def main() -> int:
         return 2
     summary = json.loads((bundle / "summary.json").read_text())
     events = journal_events(bundle / "journal.jsonl")
-    ends = {e.get("scenario"): e for e in events if e.get("event") == "scenario-end"}
+    ends = {e.get("scenario"): e for e in events if e.get("event") == Event.SCENARIO_END}
 
     rows = []
     for s in summary.get("scenarios", []):
@@ -84,9 +85,11 @@ def main() -> int:
             if isinstance(wall, int | float) and value else None,
         })
 
-    monos = {e["event"]: e["mono"] for e in events if e.get("event") in ("run-start", "run-end")}
-    if "run-start" in monos and "run-end" in monos:
-        run_wall, run_from = monos["run-end"] - monos["run-start"], "journal run-start..run-end"
+    bounds = (Event.RUN_START, Event.RUN_END)
+    monos = {e["event"]: e["mono"] for e in events if e.get("event") in bounds}
+    if Event.RUN_START in monos and Event.RUN_END in monos:
+        run_wall = monos[Event.RUN_END] - monos[Event.RUN_START]
+        run_from = "journal run-start..run-end"
     elif events:
         run_wall, run_from = events[-1]["mono"] - events[0]["mono"], "journal first..last event"
     else:

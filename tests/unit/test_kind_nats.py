@@ -5,7 +5,6 @@ for real), and the NATS driver's faults and undos on kind."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +30,6 @@ NAMES = ("nats-0", "nats-1", "nats-2")
 HOLD = "/data/.drill-hold"  # the hold file the manifest declares
 WIPE = ["sh", "-c", f"rm -rf {STORE}"]
 # The manifest's older start gate (a ConfigMap key per pod), which drill no longer uses.
-HOLD_CONFIGMAP, RELEASE = "nats-hold", "/data/.drill-release"
 
 
 class NatsPods:
@@ -281,7 +279,7 @@ def test_pause_and_resume_on_kind(cluster: Cluster, pods: NatsPods, tmp_path: Pa
     assert cluster.policies == {}
 
 
-def gate_script(tmp_path: Path) -> tuple[str, Path, Path]:
+def gate_script(tmp_path: Path) -> tuple[str, Path]:
     """The manifest's start gate with its paths moved under tmp_path and the server
     replaced by an echo."""
     docs = list(yaml.safe_load_all(MANIFEST.read_text()))
@@ -290,36 +288,27 @@ def gate_script(tmp_path: Path) -> tuple[str, Path, Path]:
     script = c["command"][-1]
     assert c["command"][:2] == ["sh", "-c"]
     assert "exec nats-server --config /etc/nats/nats.conf" in script
-    hold, data = tmp_path / "hold", tmp_path / "data"
-    hold.mkdir()
+    data = tmp_path / "data"
     data.mkdir()
-    script = (script.replace("/etc/nats-hold", str(hold)).replace("/data", str(data))
+    script = (script.replace("/data", str(data))
               .replace("exec nats-server --config /etc/nats/nats.conf", "echo started"))
-    return script, hold, data
+    return script, data
 
 
 def run_gate(script: str) -> subprocess.Popen[str]:
-    env = {"POD_NAME": "nats-1", "PATH": "/bin:/usr/bin"}
-    return subprocess.Popen(["sh", "-c", script], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(["sh", "-c", script], env={"PATH": "/bin:/usr/bin"},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def test_the_manifest_gate_holds_until_released_or_expired(tmp_path: Path) -> None:
-    script, hold, data = gate_script(tmp_path)
+def test_the_manifest_gate_holds_while_the_hold_file_exists(tmp_path: Path) -> None:
+    script, data = gate_script(tmp_path)
     assert run_gate(script).communicate(timeout=10)[0] == "started\n"  # no hold: at once
-    (hold / "nats-0").write_text(str(int(time.time()) + 60))  # another pod's hold
-    assert run_gate(script).communicate(timeout=10)[0] == "started\n"
-    (hold / "nats-1").write_text(str(int(time.time()) + 60))
+    (data / ".drill-hold").touch()  # what the target's hold() writes before a kill
     proc = run_gate(script)
     with pytest.raises(subprocess.TimeoutExpired):
         proc.wait(timeout=1.0)  # held
-    (data / ".drill-release").touch()  # what wipe() does after removing the store
+    (data / ".drill-hold").unlink()  # release()
     assert proc.communicate(timeout=10)[0] == "started\n"
-    assert not (data / ".drill-release").exists()  # consumed: the next start is not freed
-    (hold / "nats-1").write_text(str(int(time.time()) - 1))  # a hold left by a dead drill
-    assert run_gate(script).communicate(timeout=10)[0] == "started\n"
-    (hold / "nats-1").write_text("garbage")
-    assert run_gate(script).communicate(timeout=10)[0] == "started\n"  # fails open
 
 
 def test_manifest_matches_this_module() -> None:
@@ -328,16 +317,12 @@ def test_manifest_matches_this_module() -> None:
                   and d["metadata"]["name"] == "nats-config")["data"]["nats.conf"]
     assert f"store_dir: {STORE}" in config
     assert "no_advertise: true" in config
-    assert any(d["kind"] == "ConfigMap" and d["metadata"]["name"] == HOLD_CONFIGMAP
-               for d in docs)
     template = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]
     assert template["metadata"]["annotations"]["drill.dev/hold-file"] == HOLD
     spec = template["spec"]
     mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
-    assert mounts["hold"] == "/etc/nats-hold" and mounts["data"] == "/data"
-    assert STORE.startswith("/data/") and RELEASE.startswith("/data/")
-    volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes["hold"]["configMap"] == {"name": HOLD_CONFIGMAP, "optional": True}
+    assert mounts["data"] == "/data" and "hold" not in mounts
+    assert STORE.startswith("/data/") and HOLD.startswith("/data/")
     ports = spec["containers"][0]["ports"]
     assert ports[0]["containerPort"] == 4222  # the members' address: the client port
     assert kind_nats.MONITOR_PORT in {p["containerPort"] for p in ports}

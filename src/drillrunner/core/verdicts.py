@@ -8,6 +8,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class OpStatus(StrEnum):
+    """How one workload operation ended: acknowledged, refused, or not known either way."""
+
+    OK = "ok"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = "unknown"  # a figure the tool could not obtain (the reason is reported beside it)
+
+
 class Verdict(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from drillrunner.core.actions import check
 from drillrunner.core.units import Duration
-from drillrunner.core.verdicts import CheckResult, Measurement, Verdict
+from drillrunner.core.verdicts import UNKNOWN, CheckResult, Measurement, Verdict
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpStatus
-from drillrunner.engine.outcome import UNKNOWN
 from drillrunner.engine.recovery import loss
 
 

@@ -9,14 +9,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
-
-class OpStatus(StrEnum):
-    OK = "ok"
-    FAIL = "fail"
-    UNKNOWN = "unknown"
+from drillrunner.core.verdicts import OpStatus as OpStatus  # where the history is used
 
 
 @dataclass(frozen=True)

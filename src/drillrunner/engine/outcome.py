@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drillrunner.core.errors import ExitCode
-from drillrunner.core.verdicts import CheckResult, Measurement, Outcome, Verdict
+from drillrunner.core.verdicts import UNKNOWN, CheckResult, Measurement, Outcome, Verdict
 from drillrunner.engine.history import History
 from drillrunner.engine.recovery import Recovery, recovery
 
 LASTING_OPS = 3  # a lasting recovery has at least this many successes, beside its duration
 CONTRACT = ("rto_seconds", "rto_error_seconds", "acknowledged_writes", "lost_acknowledged_writes")
-UNKNOWN = "unknown"  # a figure the tool could not obtain (the reason is reported beside it)
 ENGINE = "engine"
 
 

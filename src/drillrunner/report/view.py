@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drillrunner.core.verdicts import Outcome
+from drillrunner.core.verdicts import UNKNOWN, OpStatus, Outcome
 from drillrunner.evidence.events import Event
 from drillrunner.evidence.journal import read
 
@@ -68,7 +68,7 @@ TIMELINE = {
     Event.UNDO_FAILED, Event.ROLLBACK_START, Event.ROLLBACK_DONE, Event.ROLLBACK_FAILED,
     Event.ERROR, Event.WORKLOAD_START, Event.WORKLOAD_STOP,
 }
-_OP_INDEX = {"ok": 0, "fail": 1, "unknown": 2}
+_OP_INDEX = {OpStatus.OK: 0, OpStatus.FAIL: 1, OpStatus.UNKNOWN: 2}
 
 
 def load_run(bundle: Path) -> RunView:
@@ -166,6 +166,6 @@ def rto_text(m: dict[str, Any]) -> str:
 def lost_text(m: dict[str, Any]) -> str:
     """A number, or "unknown (why)" when the read-back failed: never shown as 0."""
     lost = m.get("lost_acknowledged_writes")
-    if lost == "unknown":
+    if lost == UNKNOWN:
         return f"unknown ({m.get('lost_unknown_reason') or 'no reason recorded'})"
     return "n/a" if lost is None else str(lost)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from typing import Any
 
@@ -32,7 +31,7 @@ from drillrunner.services.kafka.topology import REPLICATION
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.apis import http_status
 from drillrunner.targets.kind.deployments import KindDeployment
-from drillrunner.targets.kind.forward import PortForwarder, _Listener
+from drillrunner.targets.kind.forward import PortForwarder
 from drillrunner.targets.pods import KindPods
 
 TOPIC = "drill"  # as on the local stack: one partition, replication factor 3
@@ -53,25 +52,13 @@ class FixedPortForwarder(PortForwarder):
     """A PortForwarder whose listeners bind given local ports (the advertised ones)."""
 
     def bind(self, pod: str, port: int, local_port: int) -> int:
-        with self._lock:
-            key = (pod, port)
-            if key not in self._listeners:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT only
-                try:
-                    sock.bind(("127.0.0.1", local_port))
-                except OSError as exc:
-                    sock.close()
-                    raise ActionFailed(
-                        f"{pod}: cannot listen on 127.0.0.1:{local_port}, the address its "
-                        f"EXTERNAL listener advertises ({exc.strerror}): another drill on a "
-                        "kind cluster, or another program, holds that port") from None
-                sock.listen(64)
-                thread = threading.Thread(target=self._accept, args=(sock, pod, port),
-                                          name=f"forward-{pod}-{port}", daemon=True)
-                self._listeners[key] = _Listener(sock, thread)
-                thread.start()
-            return int(self._listeners[key].sock.getsockname()[1])
+        try:
+            return self.local_port(pod, port, bind_to=local_port)
+        except OSError as exc:
+            raise ActionFailed(
+                f"{pod}: cannot listen on 127.0.0.1:{local_port}, the address its "
+                f"EXTERNAL listener advertises ({exc.strerror}): another drill on a "
+                "kind cluster, or another program, holds that port") from None
 
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from drillrunner.core.actions import check
 from drillrunner.core.units import Duration
-from drillrunner.core.verdicts import CheckResult, Measurement, Verdict
+from drillrunner.core.verdicts import UNKNOWN, CheckResult, Measurement, Verdict
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import Op, OpStatus
-from drillrunner.engine.outcome import LASTING_OPS, UNKNOWN
+from drillrunner.engine.outcome import LASTING_OPS
 from drillrunner.engine.recovery import loss, recovery
 from drillrunner.services.oms.faults import (
     GUARD,

@@ -18,6 +18,7 @@ from drillrunner.core.verdicts import FaultResult
 from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import Op, OpStatus, OpUnknown
+from drillrunner.evidence.events import Event
 from drillrunner.services.oms.workload import WORKLOAD, OrdersClient, orders
 
 WARMUP_OPS = 3
@@ -85,7 +86,7 @@ def send_orders(ctx: RunContext, count: int = 20, rate: Rate = 20.0,
             status, error = OpStatus.FAIL, f"{type(exc).__name__}: {exc}"[:200]
         op = Op(WORKLOAD, seq, invoked, time.monotonic(), status, error)
         ctx.history.add_op(op)
-        ctx.record("op", workload=WORKLOAD, op_seq=seq, invoked=op.invoked,
+        ctx.record(Event.OP, workload=WORKLOAD, op_seq=seq, invoked=op.invoked,
                    completed=op.completed, status=status.value, error=error)
         counts[status] += 1
         next_at += 1.0 / rate

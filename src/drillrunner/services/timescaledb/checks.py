@@ -4,10 +4,9 @@ target."""
 from __future__ import annotations
 
 from drillrunner.core.actions import check
-from drillrunner.core.verdicts import CheckResult, Verdict
+from drillrunner.core.verdicts import UNKNOWN, CheckResult, Verdict
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpStatus
-from drillrunner.engine.outcome import UNKNOWN
 from drillrunner.services.timescaledb.backup import (
     RESTORE_FAILED_KEY,
     RESTORE_POINT_KEY,

@@ -43,14 +43,19 @@ class PortForwarder:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: threading.Event = field(default_factory=threading.Event)
 
-    def local_port(self, pod: str, port: int) -> int:
-        """The local port forwarding to `pod`:`port` (bound on first use)."""
+    def local_port(self, pod: str, port: int, bind_to: int = 0) -> int:
+        """The local port forwarding to `pod`:`port` (bound on first use, to `bind_to` if
+        given, else to a free port). Raises OSError when `bind_to` is taken."""
         with self._lock:
             key = (pod, port)
             if key not in self._listeners:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(("127.0.0.1", 0))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT only
+                try:
+                    sock.bind(("127.0.0.1", bind_to))
+                except OSError:
+                    sock.close()
+                    raise
                 sock.listen(64)
                 thread = threading.Thread(target=self._accept, args=(sock, pod, port),
                                           name=f"forward-{pod}-{port}", daemon=True)
