@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,9 +38,10 @@ class Target(Protocol):
 
     def members(self, service: str) -> list[MemberRef]: ...
 
-    def deployment(self, service: str) -> Any:
-        """The service's target-specific operations (a protocol each driver defines, e.g.
-        services/redis/ops.py), such as wiping data or restoring a backup."""
+    def deployment(self, service: str) -> object:
+        """The service's adapter on this target (services/<svc>/local.py or kind.py): the
+        operations its driver's own protocol names (e.g. services/redis/ops.py), such as
+        wiping data or restoring a backup. Drivers narrow it with isinstance."""
 
     def member(self, service: str, name: str) -> MemberRef: ...
 
