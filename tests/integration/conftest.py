@@ -88,6 +88,16 @@ def need_oms() -> None:
         need_module(module, install=f"pip install {module}")
 
 
+def need_etcd() -> None:
+    from drillrunner.services.etcd.local import binary as etcd_binary
+
+    try:
+        server = etcd_binary()
+    except MissingBinary:
+        server = "etcd"
+    need_binaries(server, install="the Debian package etcd-server")
+
+
 # What each service needs installed; a stack checks them before it starts anything.
 NEEDS: dict[str, Callable[[], None]] = {
     "redis": need_redis,
@@ -96,6 +106,7 @@ NEEDS: dict[str, Callable[[], None]] = {
     "nats": need_nats,
     "feast": need_feast,
     "oms": need_oms,
+    "etcd": need_etcd,
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from drillrunner.core.actions import Catalog
+from drillrunner.services.etcd.spec import SPEC as ETCD
 from drillrunner.services.feast.spec import SPEC as FEAST
 from drillrunner.services.kafka.spec import SPEC as KAFKA
 from drillrunner.services.nats.spec import SPEC as NATS
@@ -19,7 +20,7 @@ from drillrunner.services.spec import ServiceSpec
 from drillrunner.services.timescaledb.spec import SPEC as TIMESCALEDB
 from drillrunner.targets.base import Target
 
-SERVICES: tuple[ServiceSpec, ...] = (TIMESCALEDB, REDIS, OMS, NATS, FEAST, KAFKA)
+SERVICES: tuple[ServiceSpec, ...] = (TIMESCALEDB, REDIS, OMS, NATS, FEAST, KAFKA, ETCD)
 
 # Registered actions that belong to no service: the engine's generic checks and the faults
 # only the kind target offers (nodes, network policies).
