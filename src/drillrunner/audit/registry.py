@@ -62,12 +62,14 @@ def rule(name: str, *, claims: Sequence[str]) -> Callable[[F], F]:
 
 
 def all_rules() -> list[Rule]:
-    """The generic rules (audit/rules.py), then those each service owns (its spec's
-    `audit` module, services/registry.py), each in definition order."""
+    """The generic rules (audit/rules.py, credentials.py, rules_probes.py), then those each
+    service owns (its spec's `audit` module, services/registry.py), each in definition order."""
     from drillrunner.services.registry import REGISTRY
 
     found: list[Rule] = []
-    for name in ["drillrunner.audit.rules", *REGISTRY.audit_modules()]:
+    for name in ["drillrunner.audit.rules", "drillrunner.audit.credentials",
+                 "drillrunner.audit.rules_probes", "drillrunner.audit.rules_ops",
+                 *REGISTRY.audit_modules()]:
         for fn in vars(importlib.import_module(name)).values():
             mark = getattr(fn, MARK, None)
             if mark is not None and fn.__module__ == name:

@@ -7,18 +7,14 @@ envFrom ConfigMap) and yields Problems; a rule that yields none passes.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from drillrunner.audit.k8s import (
     LONG_RUNNING,
-    config_data,
     containers,
-    data_line,
     items,
     mapping,
-    pod_labels,
     word,
     workloads,
 )
@@ -53,44 +49,13 @@ def resource_requests(resources: Sequence[Resource]) -> Iterator[Problem]:
                               or line_of(c, "resources") or line_of(c))
 
 
-_STATEFUL = re.compile(r"redis|feast|timescale|postgres", re.I)
-_DATA = re.compile(r"data|pgdata|registry|/var/lib/|aof|dump|store", re.I)
-
-
-def _stateful_service(res: Resource, spec: dict[str, Any]) -> str | None:
-    labels = pod_labels(res)
-    for value in (labels.get("app.kubernetes.io/name"), labels.get("app"), res.name,
-                  *(c.get("image") for c, _ in containers(spec))):
-        if isinstance(value, str) and (m := _STATEFUL.search(value)):
-            return m.group(0).lower()
-    return None
-
-
 @rule("data-on-pvc", claims=["C04-persistent-storage", "C13-restart-persistence"])
 def data_on_pvc(resources: Sequence[Resource]) -> Iterator[Problem]:
-    """Redis, Feast and TimescaleDB keep their data on PVCs, never on emptyDir or hostPath."""
-    for res, spec in workloads(resources):
-        service = _stateful_service(res, spec)
-        if service is None:
-            continue
-        mounts: dict[str, list[tuple[str, str]]] = {}
-        for c, _ in containers(spec):
-            for m in items(c.get("volumeMounts")):
-                mounts.setdefault(str(mapping(m).get("name")), []).append(
-                    (str(c.get("name")), str(mapping(m).get("mountPath", ""))))
-        for vol in items(spec.get("volumes")):
-            vol = mapping(vol)
-            kind = "emptyDir" if "emptyDir" in vol else "hostPath" if "hostPath" in vol else None
-            name = str(vol.get("name"))
-            if kind is None:
-                continue
-            for container, path in mounts.get(name, [(None, "")]):
-                if _DATA.search(name) or _DATA.search(path):
-                    yield Problem(res, f"{service} data volume {name!r} "
-                                       f"({path or 'not mounted'}) is an {kind}: lost with "
-                                       "the pod; use a PersistentVolumeClaim "
-                                       "(volumeClaimTemplates)", container,
-                                  line_of(vol, kind))
+    """Each server's data directory (as its config sets it) is on a PVC, never on emptyDir,
+    hostPath or the container's filesystem (audit/rules_data.py)."""
+    from drillrunner.audit.rules_data import data_problems
+
+    yield from data_problems(resources)
 
 
 def _setting_line(key: str, own: dict[str, Any], pod: dict[str, Any], container: dict[str, Any]
@@ -198,74 +163,3 @@ def egress_restricted(resources: Sequence[Resource]) -> Iterator[Problem]:
                 if net.prefixlen == 0:
                     yield Problem(res, f"egress rule {i} allows {cidr} (the whole internet)",
                                   line=line)
-
-
-_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|(^|_)PASS$|(^|_)PWD$|SECRET|TOKEN|(^|_)DSN$|API_?KEY"
-                          r"|CREDENTIAL|PRIVATE_?KEY|CONNECTION_?STRING|DATABASE_URL", re.I)
-# Names that point to a credential rather than hold one.
-_REFERENCE_NAME = re.compile(r"_(NAME|FILE|PATH|DIR|REF|KEY_?ID|ENABLED|TTL|TIMEOUT)$", re.I)
-# Linear on any input: no braces inside a placeholder, and a scheme starts where a run of
-# scheme characters does (else each start in a long line rescans the rest of it).
-_PLACEHOLDER = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{[^{}]+\}|\{\{[^{}]*\}\}")
-_URL_CRED = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^:/@\s]+:([^@\s/]+)@", re.I)
-_KV_CRED = re.compile(r"\b(password|passwd|pwd|secret|token|api_?key)\b\s*[:=]\s*"
-                      r"['\"]?([^\s'\",;}]*)", re.I)
-
-
-def _literal(value: str) -> bool:
-    return bool(value.strip()) and not _PLACEHOLDER.search(value)
-
-
-def _secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name)) and not _REFERENCE_NAME.search(name)
-
-
-def _inline_credentials(text: str) -> dict[str, int]:
-    """Descriptions (never the value) of credentials written into a text, each with the
-    (1-based) line of the text it is first seen on."""
-    found: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith("#"):
-            continue
-        for m in _URL_CRED.finditer(line):
-            if _literal(m.group(1)):
-                found.setdefault("a URL with user:password@", n)
-        for m in _KV_CRED.finditer(line):
-            rest = line[m.start(2):].lstrip("'\"")
-            if m.group(2) and not _PLACEHOLDER.match(rest):
-                found.setdefault(f"a literal {m.group(1).lower()}", n)
-    return found
-
-
-@rule("no-plaintext-credentials",
-      claims=["C14-external-secrets", "C04-persistent-storage", "C03-simulation-secrets"])
-def no_plaintext_credentials(resources: Sequence[Resource]) -> Iterator[Problem]:
-    """No credential written in env values, ConfigMaps or Secret manifests (use secretKeyRef
-    to an ExternalSecret-managed Secret)."""
-    for res, spec in workloads(resources):
-        for c, _ in containers(spec):
-            for env in items(c.get("env")):
-                name, value = str(mapping(env).get("name", "")), mapping(env).get("value")
-                if value is None:  # valueFrom: secretKeyRef and friends are the right way
-                    continue
-                line = line_of(env, "value")
-                if _secret_name(name) and _literal(str(value)):
-                    yield Problem(res, f"env {name} holds a literal credential; use "
-                                       "valueFrom.secretKeyRef", c.get("name"), line)
-                else:
-                    for what in sorted(_inline_credentials(str(value))):
-                        yield Problem(res, f"env {name} contains {what}", c.get("name"), line)
-    for res in resources:
-        if res.kind == "ConfigMap":
-            for key, text in config_data(res).items():
-                if _secret_name(key) and _literal(text) and "\n" not in text.strip():
-                    yield Problem(res, f"key {key} holds a literal credential",
-                                  line=data_line(res, key))
-                    continue
-                for what, inner in sorted(_inline_credentials(text).items()):
-                    yield Problem(res, f"key {key} contains {what}",
-                                  line=data_line(res, key, inner))
-        elif res.kind == "Secret" and (res.body.get("data") or res.body.get("stringData")):
-            field = "stringData" if res.body.get("stringData") else "data"
-            yield Problem(res, "a Secret with its values in the manifests (committed to git); "
-                               "use an ExternalSecret", line=line_of(res.body, field))

@@ -23,4 +23,5 @@ SPEC = ServiceSpec(
     local="local:KafkaDeployment",
     kind="kind:KindKafkaOps",
     settings=KafkaSettings,
+    audit="audit",
 )

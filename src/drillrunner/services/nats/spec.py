@@ -24,4 +24,5 @@ SPEC = ServiceSpec(
     local="local:NatsDeployment",
     kind="kind:KindNatsOps",
     settings=NatsSettings,
+    audit="audit",
 )

@@ -21,4 +21,5 @@ SPEC = ServiceSpec(
     local="local:RedisDeployment",
     kind="kind:KindRedisOps",
     settings=RedisSettings,
+    audit="audit",
 )

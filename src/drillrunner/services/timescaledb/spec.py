@@ -21,4 +21,5 @@ SPEC = ServiceSpec(
     local="local:PostgresDeployment",
     kind="kind:KindPostgresOps",
     settings=PostgresSettings,
+    audit="audit",
 )
