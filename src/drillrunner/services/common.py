@@ -11,7 +11,8 @@ from drillrunner.core.errors import StackError
 from drillrunner.core.verdicts import FaultResult
 from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.engine.context import RunContext
-from drillrunner.targets.base import Signal, Target
+from drillrunner.services.paused import is_stopped, wait_stopped
+from drillrunner.targets.base import MemberRef, Signal, Target
 
 T = TypeVar("T")
 
@@ -79,3 +80,25 @@ def kill_named(ctx: RunContext, service: str, member: str, signal: Signal,
     ctx.target.kill(ref, signal)
     return FaultResult(summary=f"killed {member} ({role}) with SIG{signal}",
                        members=[member], detail={"signal": str(signal), "role": role})
+
+
+def pause_named(ctx: RunContext, service: str, member: str,
+                roles: Callable[[Target], dict[str, str]]) -> FaultResult:
+    """Freeze one named member of `service` (SIGSTOP locally), its undo
+    `<service>.resume_member` journaled first; returns once the pause is seen to land."""
+    ref = ctx.target.member(service, member)
+    role = roles(ctx.target).get(member)
+    ctx.will_undo(f"{service}.resume_member", member=member)
+    ctx.target.pause(ref)
+    wait_stopped(ctx.target, ref)
+    return FaultResult(summary=f"paused {member} ({role})", members=[member],
+                       detail={"role": role})
+
+
+def resume_if_paused(ctx: RunContext, ref: MemberRef) -> bool:
+    """Resume the member if it is paused (idempotent); whether it was. Paused alone decides:
+    an isolated pod (kind's pause) may also have turned NotReady."""
+    if not is_stopped(ctx.target, ref):
+        return False
+    ctx.target.resume(ref)
+    return True

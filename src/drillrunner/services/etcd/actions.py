@@ -8,9 +8,9 @@ from drillrunner.core.units import Duration
 from drillrunner.core.verdicts import FaultResult
 from drillrunner.core.waiting import monotonic, poll_until
 from drillrunner.engine.context import RunContext
+from drillrunner.services.common import resume_if_paused
 from drillrunner.services.etcd import client
 from drillrunner.services.etcd.topology import SERVICE, leader
-from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef
 
 
@@ -52,9 +52,7 @@ def resume_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> Fau
     """Resume a paused member, then wait until the cluster serves with one leader."""
     ref = ctx.target.member(SERVICE, member)
     t0 = monotonic()
-    resumed = is_stopped(ctx.target, ref)
-    if resumed:
-        ctx.target.resume(ref)
+    resumed = resume_if_paused(ctx, ref)
     return _settled(ctx, [ref] if resumed else [], "resumed", timeout, t0)
 
 

@@ -6,9 +6,8 @@ from drillrunner.core.actions import fault
 from drillrunner.core.errors import ActionFailed
 from drillrunner.core.verdicts import FaultResult
 from drillrunner.engine.context import RunContext
-from drillrunner.services.common import kill_named
+from drillrunner.services.common import kill_named, pause_named
 from drillrunner.services.etcd.topology import SERVICE, leader, member_roles
-from drillrunner.services.paused import wait_stopped
 from drillrunner.targets.base import Signal
 
 
@@ -32,13 +31,7 @@ def kill_member(ctx: RunContext, member: str, signal: Signal = Signal.KILL) -> F
 def pause_member(ctx: RunContext, member: str) -> FaultResult:
     """Freeze one member (SIGSTOP): it keeps its connections but answers nothing, like a
     stalled VM; a frozen leader is replaced after the election timeout. Undo: resume it."""
-    ref = ctx.target.member(SERVICE, member)
-    role = member_roles(ctx.target).get(member)
-    ctx.will_undo("etcd.resume_member", member=member)
-    ctx.target.pause(ref)
-    wait_stopped(ctx.target, ref)
-    return FaultResult(summary=f"paused {member} ({role})", members=[member],
-                       detail={"role": role})
+    return pause_named(ctx, SERVICE, member, member_roles)
 
 
 @fault("etcd.lose_quorum", undo="etcd.restart_all", disrupts=2)  # a majority of 3

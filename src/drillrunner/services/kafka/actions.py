@@ -8,9 +8,9 @@ from drillrunner.core.units import Duration
 from drillrunner.core.verdicts import FaultResult
 from drillrunner.core.waiting import monotonic
 from drillrunner.engine.context import RunContext
+from drillrunner.services.common import resume_if_paused
 from drillrunner.services.kafka.ops import kafka_ops
 from drillrunner.services.kafka.topology import SERVICE, wait_ready
-from drillrunner.services.paused import is_stopped
 from drillrunner.targets.base import MemberRef
 
 TIMEOUT = 120.0  # a JVM restart on a busy 2-core machine plus the ISR catching up
@@ -48,10 +48,7 @@ def restart_all(ctx: RunContext, timeout: Duration = TIMEOUT) -> FaultResult:
     """Start every node that is down (resuming paused ones), then wait for readiness."""
     done = []
     for ref in ctx.target.members(SERVICE):
-        if is_stopped(ctx.target, ref):
-            ctx.target.resume(ref)
-            done.append(ref.name)
-        elif _start(ctx, ref):
+        if resume_if_paused(ctx, ref) or _start(ctx, ref):
             done.append(ref.name)
     return _ready(ctx, timeout, done, "started or resumed")
 
@@ -60,9 +57,7 @@ def restart_all(ctx: RunContext, timeout: Duration = TIMEOUT) -> FaultResult:
 def resume_member(ctx: RunContext, member: str, timeout: Duration = TIMEOUT) -> FaultResult:
     """Resume a paused node, then wait until the ISR is full again."""
     ref = ctx.target.member(SERVICE, member)
-    resumed = [member] if is_stopped(ctx.target, ref) else []
-    if resumed:
-        ctx.target.resume(ref)
+    resumed = [member] if resume_if_paused(ctx, ref) else []
     return _ready(ctx, timeout, resumed, "resumed")
 
 
@@ -72,8 +67,7 @@ def resume_all(ctx: RunContext, wait: bool = True, timeout: Duration = TIMEOUT) 
     step inside a scenario's faults, `wait: false` resumes and returns at once."""
     resumed = []
     for ref in ctx.target.members(SERVICE):
-        if is_stopped(ctx.target, ref):
-            ctx.target.resume(ref)
+        if resume_if_paused(ctx, ref):
             resumed.append(ref.name)
     if not wait:
         return FaultResult(summary=f"resumed {', '.join(resumed) or 'nothing'}",

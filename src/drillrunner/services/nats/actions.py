@@ -8,9 +8,9 @@ from drillrunner.core.units import Duration
 from drillrunner.core.verdicts import FaultResult
 from drillrunner.core.waiting import monotonic
 from drillrunner.engine.context import RunContext
+from drillrunner.services.common import resume_if_paused
 from drillrunner.services.nats.ops import nats_ops
 from drillrunner.services.nats.topology import SERVICE, wait_ready
-from drillrunner.services.paused import is_stopped
 
 
 def _ready(ctx: RunContext, timeout: float, started: float) -> tuple[str | None, float]:
@@ -36,10 +36,7 @@ def resume_member(ctx: RunContext, member: str, timeout: Duration = 60.0) -> Fau
     """Resume a paused node, then wait until the stream is fully replicated."""
     ref = ctx.target.member(SERVICE, member)
     t0 = monotonic()
-    # Paused alone decides: an isolated pod (kind's pause) may also have turned NotReady.
-    resumed = is_stopped(ctx.target, ref)
-    if resumed:
-        ctx.target.resume(ref)
+    resumed = resume_if_paused(ctx, ref)
     return _rejoined(ctx, member, "resumed" if resumed else "not paused:", resumed,
                      timeout, t0)
 
@@ -62,8 +59,7 @@ def restart_all(ctx: RunContext, timeout: Duration = 60.0) -> FaultResult:
     t0 = monotonic()
     touched = []
     for ref in nats_ops(ctx.target).servers():
-        if is_stopped(ctx.target, ref):  # first: on kind a paused pod may be NotReady too
-            ctx.target.resume(ref)
+        if resume_if_paused(ctx, ref):  # first: on kind a paused pod may be NotReady too
             touched.append(ref.name)
         elif not ctx.target.is_running(ref):
             ctx.target.start(ref)

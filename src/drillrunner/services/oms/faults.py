@@ -12,6 +12,7 @@ from drillrunner.core.units import Duration
 from drillrunner.core.verdicts import FaultResult
 from drillrunner.core.waiting import WaitTimeout, monotonic, poll_until
 from drillrunner.engine.context import RunContext
+from drillrunner.services.common import resume_if_paused
 from drillrunner.services.oms.http import get
 from drillrunner.services.oms.ops import SERVICE, oms_ops
 from drillrunner.services.paused import is_stopped
@@ -237,8 +238,7 @@ def redis_reachable(ctx: RunContext, mode: Literal["pause", "kill"] = "pause",
     r = redis_ops(ctx.target)
     back_at = monotonic()
     for m in [*r.servers(), *r.sentinels()]:
-        if is_stopped(ctx.target, m):
-            ctx.target.resume(m)
+        resume_if_paused(ctx, m)
     started, _ = start_all(ctx.target, r, timeout)
     wait_ready(r.servers(), r.sentinels(), timeout=timeout, ops=r)
     url = oms_ops(ctx.target).url(member)

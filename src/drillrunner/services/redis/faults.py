@@ -5,8 +5,7 @@ from __future__ import annotations
 from drillrunner.core.actions import fault
 from drillrunner.core.verdicts import FaultResult
 from drillrunner.engine.context import RunContext
-from drillrunner.services.common import kill_named
-from drillrunner.services.paused import wait_stopped
+from drillrunner.services.common import kill_named, pause_named
 from drillrunner.services.redis.lifecycle import current_primary
 from drillrunner.services.redis.ops import redis_ops
 from drillrunner.services.redis.topology import SERVICE, member_roles
@@ -35,13 +34,7 @@ def kill_member(ctx: RunContext, member: str, signal: Signal = Signal.KILL) -> F
 def pause_member(ctx: RunContext, member: str) -> FaultResult:
     """Freeze one member (SIGSTOP): it holds its connections but answers nothing, like
     a stalled VM. Undo: resume it."""
-    ref = ctx.target.member(SERVICE, member)
-    role = member_roles(ctx.target).get(member)
-    ctx.will_undo("redis.resume_member", member=member)
-    ctx.target.pause(ref)
-    wait_stopped(ctx.target, ref)
-    return FaultResult(summary=f"paused {member} ({role})", members=[member],
-                       detail={"role": role})
+    return pause_named(ctx, SERVICE, member, member_roles)
 
 
 @fault("redis.kill_all", undo="redis.restart_all", disrupts="all")
