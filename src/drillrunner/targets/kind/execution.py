@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import shlex
 from collections.abc import Sequence
+from typing import Any
 
 from drillrunner.core.errors import ActionFailed
 from drillrunner.targets.base import MemberRef
@@ -30,6 +31,20 @@ def exit_code(status_text: str | None) -> int | str:
     return str(status.get("message") or status.get("reason") or "exec failed")
 
 
+def _send_stdin(resp: Any, data: str) -> None:
+    """Send `data` and close stdin. A command that needs only part of its input (`head -c
+    5`) may finish first and the API server close the stream: the write then fails on a
+    closed socket, while its output and exit status are already on their way to us and are
+    read next, as for any command. The write failing is therefore not the exec failing."""
+    from websocket import WebSocketException
+
+    try:
+        resp.write_stdin(data)
+        resp.close_channel(0)  # EOF on stdin
+    except (WebSocketException, OSError):
+        pass
+
+
 class PodExecution(PodLookup):
     """exec, shell scripts, file copies, logs and signals to single processes."""
 
@@ -47,8 +62,7 @@ class PodExecution(PodLookup):
                 stdin=stdin is not None, stdout=True, tty=False, _preload_content=False)
         try:
             if stdin is not None:
-                resp.write_stdin(stdin)
-                resp.close_channel(0)  # EOF on stdin
+                _send_stdin(resp, stdin)
             resp.run_forever(timeout=timeout)
             if resp.is_open():
                 raise ActionFailed(f"{member.name}: {argv[0]} did not finish in {timeout:g}s")
