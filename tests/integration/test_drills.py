@@ -32,6 +32,8 @@ PASSING = [
     "kill-switch-survives-restart",
     "circuit-breaker-opens",
     "simulation-guard",
+    "etcd-leader-loss",
+    "etcd-quorum-loss",
 ]
 # Where no write is acknowledged by design (the kill-switch blocks every order).
 NO_WRITES = {"kill-switch-survives-restart", "simulation-guard"}
