@@ -15,6 +15,7 @@ from redis.retry import Retry
 
 from drillrunner.core.errors import StackError
 from drillrunner.engine.history import OpUnknown, WorkloadClient
+from drillrunner.services.etcd.local import EtcdDeployment
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.local import PostgresDeployment
 from drillrunner.services.timescaledb.workload import SequencedWrites
@@ -22,7 +23,6 @@ from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor, tree_pids
 
 REDIS_SERVER = "/usr/bin/redis-server"
-PG_PRIMARY, PG_REPLICA = "tsdb-0", "tsdb-1"  # a fresh state folder: tsdb-0 is the primary
 PG_TABLE = "bench_rto"
 
 
@@ -115,14 +115,21 @@ class PostgresSyncReplicaFreeze:
 
     def __init__(self, sup: Supervisor, state: Path, settings: StackSettings,
                  timeout: float) -> None:
+        self.etcd = EtcdDeployment(settings, state, sup)  # Patroni's DCS
         self.deployment = PostgresDeployment(settings, state, sup)
         self.timeout = timeout
+        self.primary = self.replica = ""
 
     def start(self) -> str:
         dep = self.deployment
+        self.etcd.up()
         dep.up()
-        if sql.fetch_value(dep.dsn(PG_PRIMARY), "SELECT pg_is_in_recovery()") is not False:
-            raise StackError(f"{PG_PRIMARY} is not the primary of a fresh deployment")
+        leader = dep.leader()
+        if leader is None:
+            raise StackError("Patroni elected no leader")
+        self.primary = leader
+        self.replica = next(m.name for m in dep.members() if m.name != leader)
+        PG_PRIMARY, PG_REPLICA = self.primary, self.replica
         names = sql.fetch_value(dep.dsn(PG_PRIMARY), "SHOW synchronous_standby_names")
         commit = sql.fetch_value(dep.dsn(PG_PRIMARY), "SHOW synchronous_commit")
         sync = [s for s in sql.standbys(dep.dsn(PG_PRIMARY))
@@ -143,9 +150,10 @@ class PostgresSyncReplicaFreeze:
         return client
 
     def frozen_pids(self) -> list[int]:
-        pids = self.deployment.processes(PG_REPLICA)  # the postmaster first: no new forks
+        # Patroni first, then the postmaster: neither can start a new process meanwhile.
+        pids = self.deployment.processes(self.replica)
         if not pids:
-            raise StackError(f"{PG_REPLICA} is not running")
+            raise StackError(f"{self.replica} is not running")
         return pids
 
     def client(self, rep: int) -> WorkloadClient:
@@ -155,3 +163,4 @@ class PostgresSyncReplicaFreeze:
 
     def stop(self) -> None:
         self.deployment.down()  # thaws a frozen member first, then stops each by PID
+        self.etcd.down()

@@ -53,6 +53,7 @@ def need_postgres() -> None:
                       install="the Debian package postgresql-15")
     except MissingBinary:
         need_binaries("initdb", install="the Debian package postgresql-15")
+    need_binaries("patroni", install="the Debian package patroni")
 
 
 def need_kafka() -> None:

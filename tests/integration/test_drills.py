@@ -18,7 +18,12 @@ pytestmark = pytest.mark.integration
 PASSING = [
     "timescaledb-primary-failover",
     "timescaledb-replica-lag-failover",
+    "timescaledb-primary-freeze",
+    "timescaledb-lagging-replica-not-promoted",
+    "timescaledb-dcs-quorum-loss",
+    "timescaledb-switchover",
     "timescaledb-pitr-restore",
+    "timescaledb-backup-integrity",
     "redis-sentinel-failover",
     "redis-restart-persistence",
     "redis-backup-restore",

@@ -32,7 +32,7 @@ WORKLOAD = "feast.online_reads"
 RATE = 20.0  # reads per second
 
 
-state, target = ServiceStack(("timescaledb", "redis", "feast"), port_base=25000).fixtures()
+state, target = ServiceStack(("etcd", "timescaledb", "redis", "feast"), port_base=25000).fixtures()
 
 
 class Reader(Driver):
@@ -199,3 +199,30 @@ def test_health_stays_200_while_the_online_store_is_dead(target: LocalTarget) ->
     idle = make_ctx(target, "health-idle")
     observe.observe_health(idle, duration=0.5, interval=0.25)
     assert feast_checks.health_reflects_dependencies(idle).verdict is Verdict.UNKNOWN
+
+
+def test_feast_follows_a_postgresql_failover_without_a_restart(target: LocalTarget) -> None:
+    """Patroni promotes the standby; Feast's registry and offline store reach PostgreSQL
+    through the router, so the same Feast process materializes (reads the offline store,
+    records the run in the registry) on the new primary."""
+    from drillrunner.services.timescaledb import faults as pg_faults
+    from drillrunner.services.timescaledb import member_roles as pg_roles
+    from drillrunner.services.timescaledb import repair
+
+    pid = target.sup.pid("feast-0")
+    ctx = make_ctx(target, "feast-after-failover")
+    old = next(n for n, r in pg_roles(target).items() if r == "primary")
+    inject(ctx, "timescaledb.kill_primary", pg_faults.kill_primary)
+    try:
+        poll = time.monotonic()
+        while pg_roles(target).get(next(n for n in pg_roles(target) if n != old)) != "primary":
+            assert time.monotonic() - poll < 40, "Patroni promoted no standby"
+            time.sleep(0.2)
+        faults.flush_online_store(ctx)
+        result = restore.rematerialize(ctx, mode=restore.Mode.FULL, via=restore.Via.SERVER)
+        print(f"\nafter the failover: {result.summary}")
+        assert result.detail["restored"] is True
+        assert probes.features_correct(ctx) is True
+        assert target.sup.pid("feast-0") == pid  # the same process, never restarted
+    finally:
+        repair.rejoin_member(ctx, member=old)

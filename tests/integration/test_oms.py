@@ -23,7 +23,7 @@ from tests.integration.conftest import ServiceStack, assert_down_is_clean, asser
 
 pytestmark = pytest.mark.integration
 
-STACK = ServiceStack(("timescaledb", "redis", "oms"), port_base=24000)
+STACK = ServiceStack(("etcd", "timescaledb", "redis", "oms"), port_base=24000)
 state, target = STACK.fixtures()
 make_target = STACK.target
 

@@ -124,7 +124,7 @@ def _fill(group: str, status: dict[str, dict[str, object]], dest: Path, *,
 
     def replica(service: str) -> str:
         return next(n for n, r in sorted(status.items())
-                    if r["service"] == service and r["role"] == "replica")
+                    if r["service"] == service and "replica" in str(r["role"]).split("+"))
 
     text = Template((SCENARIOS / f"{group}.yaml").read_text()).substitute(
         redis_replica=replica("redis"), tsdb_replica=replica("timescaledb"))

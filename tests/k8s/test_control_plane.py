@@ -138,7 +138,7 @@ def test_stack_applied_and_every_workload_ready(control_plane: ControlPlane,
     # Every member has a stable name (scenarios address oms-0, feast-feature-server-0...).
     assert sorted(s.metadata.name for s in sts) == [
         "feast-feature-server", "feast-registry", "kafka", "nats", "oms", "redis",
-        "redis-sentinel", "timescaledb-primary", "timescaledb-replica"]
+        "redis-sentinel", "timescaledb"]
     for w in [*sts, *deps]:
         assert (w.status.ready_replicas or 0) == w.spec.replicas, w.metadata.name
     pvcs = core(control_plane).list_namespaced_persistent_volume_claim(NAMESPACE).items
@@ -244,7 +244,7 @@ def test_kill_statefulset_pod_is_recreated_and_ready(control_plane: ControlPlane
                                                      stack: AppliedStack,
                                                      tmp_path: Path) -> None:
     times = []
-    for member in ("redis-0", "timescaledb-primary-0", "kafka-1"):
+    for member in ("redis-0", "timescaledb-0", "kafka-1"):
         service = member.split("-")[0]
         rec = _kill_and_time(control_plane, tmp_path, service, member,
                              f"statefulset.kubernetes.io/pod-name={member}")

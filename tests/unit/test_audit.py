@@ -370,7 +370,8 @@ def test_audit_verdicts_feed_the_claim_matrix(tmp_path: Path) -> None:
     assert "audit:ingress-tls (3 finding(s))" in rows["C02-tls-ingress"].why
     assert rows["C10-egress-policy"].verdict == "PASS"
     assert rows["C08-backup-restore"].verdict == "PASS"  # deploy/k8s has its backup jobs
-    assert rows["C08-backup-restore"].tested_by == ["audit:backups"]
+    assert rows["C08-backup-restore"].tested_by == ["audit:backups",
+                                                 "audit:postgres-pgbackrest-backups"]
     assert rows["C15-dr-drills"].verdict == "UNTESTED" and rows["C15-dr-drills"].untested
     render_bundle(bundle)
     summary = json.loads((bundle / "summary.json").read_text())

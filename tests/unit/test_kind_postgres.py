@@ -1,8 +1,10 @@
-"""KindPostgresOps (PostgresOps on kind) against the fake Kubernetes API, with an exec
-handler and a fake SQL layer that together model the two PostgreSQL pods."""
+"""KindPostgresOps (PostgresOps on kind, under Patroni) against the fake Kubernetes API,
+with an exec handler and a fake SQL layer that together model the two members' pods and
+what their Patroni does with the pods' labels."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -14,16 +16,16 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes.client import V1ObjectMeta, V1Service, V1ServiceSpec
+from kubernetes.client import V1ConfigMap, V1ObjectMeta
 from kubernetes.client.rest import ApiException
 
 from drillrunner.core.errors import ActionFailed
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import History
 from drillrunner.services.registry import REGISTRY
-from drillrunner.services.timescaledb import faults, kind_members, kind_pitr, repair, sql
 from drillrunner.services.timescaledb import kind as kp
-from drillrunner.services.timescaledb.ops import PostgresOps, RoutesPrimary, pg_ops
+from drillrunner.services.timescaledb import kind_members, kind_pitr, sql
+from drillrunner.services.timescaledb.ops import PostgresOps, pg_ops
 from drillrunner.services.timescaledb.roles import member_roles
 from drillrunner.targets.base import Signal
 from drillrunner.targets.kind.apis import KubeApis
@@ -40,24 +42,35 @@ from tests.unit.kind_fakes import (
     pod,
 )
 
-P, R = "timescaledb-primary-0", "timescaledb-replica-0"
-HOLD = "/var/lib/postgresql/data/drill-hold"  # the hold file the manifests declare
+P, R = "timescaledb-0", "timescaledb-1"  # P starts as Patroni's leader
+HOLD = "/home/postgres/pgdata/drill-hold"  # the hold file the manifest declares
 IPS = {P: "10.244.1.10", R: "10.244.2.20"}
 PASSWORD = "pa ss'w\\rd"  # needs libpq quoting
 QUOTED_PASSWORD = "password='pa ss\\'w\\\\rd'"
 REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "deploy" / "k8s" / "timescaledb"
+PATRONI_YAML = (MANIFESTS / "configmap.yaml")
+
+
+def manifest_docs() -> list[dict[str, Any]]:
+    return [d for f in sorted(MANIFESTS.glob("*.yaml")) if f.name != "kustomization.yaml"
+            for d in yaml.safe_load_all(f.read_text()) if d]
+
+
+def manifest(kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in manifest_docs()
+                if d["kind"] == kind and d["metadata"]["name"] == name)
 
 
 @dataclass
 class Member:
-    """What one pod's PostgreSQL is doing (the PVC's hold file and data included)."""
+    """What one pod's Patroni and PostgreSQL are doing (the PVC's hold file included)."""
 
     recovery: bool
     upstream: str | None = None
     hold: bool = False
     running: bool = True
     paused: bool = False
-    sss: str = ""
 
 
 @dataclass
@@ -66,13 +79,34 @@ class World:
     pg: dict[str, Member]
     scripts: list[tuple[str, str]] = field(default_factory=list)
     fail: dict[str, str] = field(default_factory=dict)  # script substring -> stderr
-    services: dict[str, dict[str, str]] = field(default_factory=dict)
+    dcs: dict[str, Any] | None = None  # Patroni's live config (timescaledb-config)
 
-    def ready(self, name: str) -> None:
+    def sync(self, name: str) -> None:
+        """What the kubelet and Patroni make of a member: Ready while it runs unfrozen;
+        Patroni labels a running member with its role and a frozen one keeps its label."""
         m = self.pg[name]
         p = self.c.pods.get(name)
-        if p is not None:
-            p.status.conditions[0].status = "True" if m.running and not m.paused else "False"
+        if p is None:
+            return
+        up = m.running and not m.paused
+        p.status.conditions[0].status = "True" if up else "False"
+        if m.paused or name not in (P, R):  # frozen: stale label; the restore copy: none
+            return
+        labels = p.metadata.labels
+        if m.running:
+            labels["role"] = "replica" if m.recovery else "master"
+        else:
+            labels.pop("role", None)
+
+    def patroni_failover(self) -> None:
+        """The leader lock expired: Patroni promotes the running replica."""
+        leader = next(n for n, m in self.pg.items() if not m.recovery)
+        new = next(n for n, m in self.pg.items()
+                   if n != leader and m.running and not m.paused)
+        self.pg[leader].recovery, self.pg[leader].upstream = True, new
+        self.pg[new].recovery, self.pg[new].upstream = False, None
+        for n in self.pg:
+            self.sync(n)
 
     # -- the pods' shells ----------------------------------------------------------------
 
@@ -85,24 +119,41 @@ class World:
             if needle in script:
                 return 1, "", err
         m = self.pg[pod_name]
-        if "pg_basebackup" in script:
-            assert m.hold and not m.running, "cloned while postgres runs or unheld"
-            found = re.search(r"host=(\S+)\.timescaledb-headless", script)
-            assert found is not None
-            m.recovery, m.upstream, m.sss = True, found.group(1), ""
-            m.hold, m.running = False, True
+        out = ""
+        if script.startswith("patronictl"):
+            out = self.patronictl(pod_name, shlex.split(script))
+        elif "/cluster" in script:
+            out = json.dumps({"members": [
+                {"name": n, "role": "replica" if o.recovery else "leader",
+                 "state": "running" if o.running else "stopped"}
+                for n, o in self.pg.items()]})
         elif f"touch {HOLD}" in script:
             m.hold = True
         elif f"rm -f {HOLD}" in script:
-            m.hold, m.running = False, True  # the wrapper execs postgres
-        elif "kill -INT" in script:
+            m.hold, m.running = False, True  # the wrapper execs Patroni
+        elif "kill -KILL -1" in script:
             m.running = False
         elif "kill -STOP -1" in script:
             m.paused = True
         elif "kill -CONT -1" in script:
             m.paused = False
-        self.ready(pod_name)
-        return 0, "", ""
+        self.sync(pod_name)
+        return 0, out, ""
+
+    def patronictl(self, pod_name: str, argv: list[str]) -> str:
+        assert argv[1:3] == ["-c", "/etc/timescaledb/patroni.yaml"] and argv[4] == "timescaledb"
+        assert "--force" in argv
+        if argv[3] == "switchover":
+            leader = argv[argv.index("--leader") + 1]
+            assert leader == pod_name and not self.pg[leader].recovery
+            self.patroni_failover()
+            return "Successfully switched over"
+        assert argv[3] == "reinit" and "--wait" in argv
+        member = argv[5]
+        assert self.pg[member].running, "reinit needs the member's Patroni running"
+        leader = next(n for n, o in self.pg.items() if not o.recovery)
+        self.pg[member].recovery, self.pg[member].upstream = True, leader
+        return "Success: reinitialize for member " + member
 
     # -- SQL -----------------------------------------------------------------------------
 
@@ -123,22 +174,12 @@ class World:
             return [(1,)]
         if query == "SELECT pg_is_in_recovery()":
             return [(m.recovery,)]
-        if query.startswith("ALTER SYSTEM SET synchronous_standby_names = "):
-            m.sss = query.split("= ", 1)[1].strip("'")
-            return []
-        if query == "SELECT pg_reload_conf()":
-            return [(True,)]
-        if query == "SHOW synchronous_standby_names":
-            return [(m.sss,)]
         if query.startswith("SELECT application_name, state"):
-            return [(n, "streaming", "sync" if f'"{n}"' in m.sss else "async", 0.0, 0.0, 0.1)
+            return [(n, "streaming", "sync", 0.0, 0.0, 0.1)
                     for n, o in self.pg.items()
                     if o.upstream == name and o.running and not o.paused]
         if query.startswith("SELECT pg_wal_lsn_diff"):
             return [(0,)]
-        if query.startswith("SELECT pg_promote"):
-            m.recovery, m.upstream = False, None
-            return [(True,)]
         raise AssertionError(f"unexpected query {query!r}")
 
     def execute_bounded(self, conn: Any, query: str, params: Any, timeout: float) -> list[Any]:
@@ -160,7 +201,8 @@ class Conn:
 
 
 class Core(FakeCore):
-    """FakeCore plus Services, and pods recreated as the manifests' wrapper would run them."""
+    """FakeCore whose pods are recreated as the manifest's wrapper would run them, and
+    Patroni's own ConfigMap (its settings in the annotation `config`)."""
 
     def __init__(self, world: World) -> None:
         super().__init__(world.c)
@@ -170,24 +212,16 @@ class Core(FakeCore):
         super().delete_namespaced_pod(name, namespace, **kwargs)
         m = self.w.pg[name]
         m.running, m.paused = not m.hold, False  # the new pod waits while held
-        self.w.ready(name)
+        self.w.sync(name)
 
-    def read_namespaced_service(self, name: str, namespace: str) -> V1Service:
-        self.c.log("read_namespaced_service", name, namespace)
-        if name not in self.w.services:
+    def read_namespaced_config_map(self, name: str, namespace: str) -> Any:
+        if name != "timescaledb-config":
+            return super().read_namespaced_config_map(name, namespace)
+        self.c.log("read_namespaced_config_map", name, namespace)
+        if self.w.dcs is None:
             raise ApiException(status=404, reason="Not Found")
-        return V1Service(metadata=V1ObjectMeta(name=name),
-                         spec=V1ServiceSpec(selector=dict(self.w.services[name])))
-
-    def patch_namespaced_service(self, name: str, namespace: str,
-                                 body: dict[str, Any]) -> None:
-        self.c.log("patch_namespaced_service", name, namespace, body)
-        sel = self.w.services[name]
-        for k, v in body["spec"]["selector"].items():
-            if v is None:
-                sel.pop(k, None)
-            else:
-                sel[k] = v
+        return V1ConfigMap(metadata=V1ObjectMeta(
+            name=name, annotations={"config": json.dumps(self.w.dcs)}))
 
 
 @pytest.fixture
@@ -198,12 +232,11 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
         p.status.pod_ip = ip
         c.pods[name] = p
     c.secrets["timescaledb-credentials"] = {"postgres-password": PASSWORD}
-    c.configmaps["timescaledb-config"] = {
-        "postgresql.conf": "shared_preload_libraries = 'timescaledb'\n",
-        "synchronous_standby_names": '"timescaledb-replica-0"'}
-    w = World(c, {P: Member(recovery=False, sss='"timescaledb-replica-0"'),
-                  R: Member(recovery=True, upstream=P)})
-    w.services["timescaledb-primary"] = dict(kp.ORIGINAL_SELECTOR)
+    cm = next(yaml.safe_load_all(PATRONI_YAML.read_text()))
+    c.configmaps["timescaledb-patroni"] = dict(cm["data"])  # the manifest's own
+    w = World(c, {P: Member(recovery=False), R: Member(recovery=True, upstream=P)})
+    for name in IPS:
+        w.sync(name)
     monkeypatch.setattr(sql, "fetch", w.fetch)
     monkeypatch.setattr(pg, "fetch", w.fetch)  # what sql.fetch_value calls
     monkeypatch.setattr(sql, "connect", Conn)
@@ -230,11 +263,12 @@ def ctx_for(t: KindTarget) -> tuple[RunContext, list[tuple[str, dict[str, Any]]]
     return ctx, undos
 
 
-def test_registered_and_implements_the_protocols(world: World, tmp_path: Path) -> None:
+def test_registered_and_implements_the_protocol(world: World, tmp_path: Path) -> None:
     assert REGISTRY.adapters("kind")["timescaledb"] == \
         "drillrunner.services.timescaledb.kind:KindPostgresOps"
     t, ops = make(world, tmp_path)
-    assert isinstance(ops, PostgresOps) and isinstance(ops, RoutesPrimary)
+    assert isinstance(ops, PostgresOps)
+    # The Services select Patroni's label: nothing for drill to repoint.
     assert pg_ops(t) is ops
     fresh = KindTarget(apis(world.c), adapters=ADAPTERS, context="kind-drill", state=tmp_path,
                        forward=False)
@@ -256,94 +290,158 @@ def test_dsns_use_member_addresses_and_the_secret_read_once(world: World,
     assert psycopg.conninfo.conninfo_to_dict(dsn)["password"] == PASSWORD
 
 
-def test_settings_come_from_the_configmap(world: World, tmp_path: Path) -> None:
+def test_settings_come_from_patroni(world: World, tmp_path: Path) -> None:
+    """synchronous_mode: Patroni's live settings once the cluster exists, else the
+    manifest's bootstrap; the preload from Patroni's postgresql.parameters."""
     _, ops = make(world, tmp_path)
     assert ops.synchronous_wanted() and ops.timescaledb_installed()
-    world.c.configmaps["timescaledb-config"] = {
-        "synchronous_standby_names": "",
-        "postgresql.conf": "shared_preload_libraries = 'pg_stat_statements'\n"}
+    world.dcs = {"synchronous_mode": False, "ttl": 30}
+    assert not ops.synchronous_wanted()  # changed with patronictl edit-config
+    world.dcs = {"synchronous_mode": True}
+    assert ops.synchronous_wanted()
+    world.dcs = None
+    text = world.c.configmaps["timescaledb-patroni"]["patroni.yaml"]
+    world.c.configmaps["timescaledb-patroni"]["patroni.yaml"] = text.replace(
+        "synchronous_mode: true", "synchronous_mode: false").replace(
+        "shared_preload_libraries: timescaledb", "shared_preload_libraries: pg_stat_statements")
     assert not ops.synchronous_wanted() and not ops.timescaledb_installed()
 
 
-def test_kill_holds_the_member_down_until_start(world: World, tmp_path: Path) -> None:
+def test_roles_come_from_patroni_labels_and_readiness(world: World, tmp_path: Path) -> None:
+    t, ops = make(world, tmp_path)
+    assert ops.patroni_roles() == {P: "primary", R: "replica"} == member_roles(t)
+    assert ops.leader() == P
+    # A stale label on a pod that is not Ready (Patroni dead) is no role.
+    world.c.pods[R].status.conditions[0].status = "False"
+    assert ops.patroni_roles()[R] == "down"
+    world.sync(R)
+    # Patroni 4's unpinned default leader value reads as the primary too.
+    world.c.pods[P].metadata.labels["role"] = "primary"
+    assert ops.patroni_roles()[P] == "primary"
+    del world.c.pods[P].metadata.labels["role"]  # starting, or creating a replica
+    assert ops.patroni_roles()[P] == "down" and ops.leader() is None
+
+
+def test_kill_holds_the_leader_down_and_patroni_promotes(world: World,
+                                                       tmp_path: Path) -> None:
     t, ops = make(world, tmp_path)
     ops.kill(P, Signal.KILL)
     assert world.scripts[0] == (P, f"touch {HOLD}")
-    # SIGKILL of every postgres process before the delete (whose SIGTERM is a smart
-    # shutdown that would keep serving open sessions).
+    # SIGKILL of every process (Patroni too) before the delete, whose SIGTERM would let
+    # Patroni hand the lock over cleanly: a crash leaves the lock to expire.
     assert world.scripts[1] == (P, "kill -KILL -1 2>/dev/null || true")
     deletes = [c for c in world.c.calls if c[0] == "delete_namespaced_pod"]
     assert deletes == [("delete_namespaced_pod", (P, "drill"), {"grace_period_seconds": 0})]
     assert world.pg[P].hold and not t.is_running(t.member("timescaledb", P))
     assert P in [m.name for m in t.members("timescaledb")]  # still a member: undo finds it
-    assert member_roles(t) == {P: "down", R: "replica"}
+    assert "role" not in world.c.pods[P].metadata.labels  # a new pod: no Patroni yet
+    assert ops.patroni_roles() == {P: "down", R: "replica"}
+    world.patroni_failover()  # the lock expired (ttl)
+    assert ops.patroni_roles() == {P: "down", R: "primary"}
     ops.kill(P, Signal.KILL)  # again: still held, no error
     ops.start_member(P)
     ops.start_member(P)  # idempotent
-    assert not world.pg[P].hold and member_roles(t) == {P: "primary", R: "replica"}
-    assert world.services["timescaledb-primary"] == kp.ORIGINAL_SELECTOR
-    assert not [c for c in world.c.calls if c[0] == "patch_namespaced_service"]
+    assert not world.pg[P].hold
+    assert ops.patroni_roles() == {P: "replica", R: "primary"} == member_roles(t)
+    # drill never relabels pods or repoints Services: Patroni's labels do it.
+    assert not [c for c in world.c.calls if c[0].startswith("patch_namespaced")]
 
 
-def test_term_thaws_then_shuts_down_fast_and_deletes_gracefully(world: World,
-                                                                tmp_path: Path) -> None:
+def test_term_thaws_then_deletes_gracefully(world: World, tmp_path: Path) -> None:
     _, ops = make(world, tmp_path)
     ops.pause(R)
     ops.kill(R, Signal.TERM)
     scripts = [s for _, s in world.scripts]
     i = scripts.index("kill -CONT -1 2>/dev/null || true")
-    assert scripts[i + 1] == f"touch {HOLD}" and "kill -INT" in scripts[i + 2]
+    assert scripts[i + 1] == f"touch {HOLD}"
+    assert "kill -KILL -1 2>/dev/null || true" not in scripts  # Patroni stops cleanly
     assert [c for c in world.c.calls if c[0] == "delete_namespaced_pod"][-1][2] == {}
     assert not ops.is_paused(R)
 
 
-def test_failover_routes_the_service_and_the_undo_rebuilds(world: World,
-                                                           tmp_path: Path) -> None:
-    """The driver's own faults and undos: kill the primary, promote, heal twice."""
-    t, _ = make(world, tmp_path)
-    ctx, undos = ctx_for(t)
-    faults.kill_primary(ctx, signal=Signal.KILL)
-    result = faults.promote_replica(ctx)
-    assert result.members == [R] and result.detail["synchronous_degraded"]
-    assert world.pg[R].sss == ""  # degraded before the promotion
-    assert world.services["timescaledb-primary"] == {
-        "app.kubernetes.io/name": "timescaledb", "statefulset.kubernetes.io/pod-name": R}
-    assert undos == [("timescaledb.rebuild_replica", {"member": P}),
-                     ("timescaledb.heal_replicas", {})]
-    out = repair.rebuild_replica(ctx, member=P)
-    assert "rebuilt" in out.summary and out.detail["synchronous"]
-    clone = next(s for n, s in world.scripts if n == P and "pg_basebackup" in s)
-    assert f"host={R}.timescaledb-headless" in clone
-    assert f"application_name={P}" in clone and "PASSWORD" in clone
-    assert PASSWORD not in clone and "sed -i '/^synchronous_standby_names/d'" in clone
-    assert f"rm -rf {kp.PGDATA} {kp.ARCHIVE}" in clone  # no archive of a lost history
-    assert world.pg[P].upstream == R and world.pg[R].sss == f'"{P}"'
-    assert member_roles(t) == {P: "replica", R: "primary"}
-    patches = len([c for c in world.c.calls if c[0] == "patch_namespaced_service"])
-    for _ in range(2):  # idempotent: already streams, nothing rebuilt or repatched
-        assert "already streams" in repair.heal_replicas(ctx).summary
-    assert len([s for _, s in world.scripts if "pg_basebackup" in s]) == 1
-    assert len([c for c in world.c.calls if c[0] == "patch_namespaced_service"]) == patches
-    # Failing back routes the Service to the manifest's own selector again.
-    t.apis.core.delete_namespaced_pod(R, "drill")  # R crashes (not held: it restarts)
-    world.pg[R].running = False
-    world.ready(R)
-    faults.promote_replica(ctx)
-    assert world.services["timescaledb-primary"] == kp.ORIGINAL_SELECTOR
+def test_start_member_waits_for_patroni_to_label_it(world: World, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _, ops = make(world, tmp_path)
+    ops.kill(R)
+    real_sync = world.sync
+
+    def patroni_never_runs(name: str) -> None:
+        real_sync(name)
+        world.c.pods[name].metadata.labels.pop("role", None)
+        world.c.pods[name].status.conditions[0].status = "True"  # Ready, yet no role
+
+    monkeypatch.setattr(world, "sync", patroni_never_runs)
+    with pytest.raises(ActionFailed, match=f"{R}: Patroni labels no role on the pod"):
+        ops._wait_patroni(R, timeout=0.5)
 
 
-def test_pause_survives_readiness_loss_and_resume_is_idempotent(world: World,
-                                                                tmp_path: Path) -> None:
+def test_switchover_runs_patronictl_in_the_leader_pod(world: World, tmp_path: Path) -> None:
+    _, ops = make(world, tmp_path)
+    assert ops.switchover() == R
+    pod_name, script = next((n, s) for n, s in world.scripts if s.startswith("patronictl"))
+    assert pod_name == P and shlex.split(script) == [
+        "patronictl", "-c", "/etc/timescaledb/patroni.yaml", "switchover", "timescaledb",
+        "--leader", P, "--force"]
+    assert ops.switchover(candidate=P) == P
+    assert "--candidate" in world.scripts[-1][1] and world.scripts[-1][0] == R
+    with pytest.raises(ActionFailed, match="cannot take over from the leader"):
+        ops.switchover(candidate=P)  # it leads already
+    with pytest.raises(ActionFailed, match="cannot take over"):
+        ops.switchover(candidate="x; rm -rf /")
+    ops.kill(P)
+    ops.kill(R)
+    with pytest.raises(ActionFailed, match="no single Patroni leader"):
+        ops.switchover()
+
+
+def test_switchover_that_moves_nothing_fails(world: World, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _, ops = make(world, tmp_path)
+    monkeypatch.setattr(world, "patroni_failover", lambda: None)  # Patroni refuses
+    with pytest.raises(ActionFailed, match=f"switchover from {P}: no new leader"):
+        ops.switchover(timeout=0.5)
+
+
+def test_rebuild_replica_is_patronis_reinit(world: World, tmp_path: Path) -> None:
+    _, ops = make(world, tmp_path)
+    with pytest.raises(ActionFailed, match=r"refusing to rebuild .* it is the primary"):
+        ops.rebuild_replica(P, P)
+    with pytest.raises(ActionFailed, match=f"{kp.PITR} is a temporary restore copy"):
+        ops.rebuild_replica(kp.PITR, P)
+    ops.kill(R)  # held down: released first, Patroni must run to reinitialize it
+    ops.rebuild_replica(R, P)
+    assert not world.pg[R].hold and world.pg[R].upstream == P
+    assert [s for n, s in world.scripts if n == R][-2] == f"rm -f {HOLD}"
+    pod_name, script = [(n, s) for n, s in world.scripts if "reinit" in s][-1]
+    assert pod_name == R and shlex.split(script)[3:] == ["reinit", "timescaledb", R,
+                                                         "--force", "--wait"]
+    world.fail["reinit"] = "Error: member is not running"
+    with pytest.raises(ActionFailed, match=rf"{R}: patronictl reinit of {R} .*not running"):
+        ops.rebuild_replica(R, P)
+
+
+def test_cluster_state_is_patronis_view(world: World, tmp_path: Path) -> None:
+    _, ops = make(world, tmp_path)
+    state = ops.cluster_state()
+    assert {m["name"]: m["role"] for m in state} == {P: "leader", R: "replica"}
+    assert [n for n, s in world.scripts if "/cluster" in s] == [P]
+    ops.pause(P)  # a frozen member is skipped: the next one answers
+    ops.cluster_state()
+    assert [n for n, s in world.scripts if "/cluster" in s] == [P, R]
+    world.fail["/cluster"] = "connection refused"
+    assert ops.cluster_state() == []
+
+
+def test_pause_freezes_and_resume_is_idempotent(world: World, tmp_path: Path) -> None:
     t, ops = make(world, tmp_path)
-    ctx, undos = ctx_for(t)
-    faults.pause_member(ctx, member=R)
-    assert (R, "kill -STOP -1") in world.scripts
-    assert not t.is_running(t.member("timescaledb", R))  # its probes hang: NotReady
-    assert member_roles(t)[R] == "paused" and ops.is_paused(R)
-    assert undos == [("timescaledb.resume_member", {"member": R})]
+    ops.pause(P)
+    assert (P, "kill -STOP -1") in world.scripts
+    assert not t.is_running(t.member("timescaledb", P))  # its probes hang: NotReady
+    assert world.c.pods[P].metadata.labels["role"] == "master"  # stale: Patroni is frozen
+    assert ops.patroni_roles()[P] == "paused" and member_roles(t)[P] == "paused"
     for _ in range(2):
-        assert repair.resume_member(ctx, member=R).summary == f"resumed {R}"
-        assert not ops.is_paused(R) and member_roles(t)[R] == "replica"
+        ops.resume(P)
+        assert not ops.is_paused(P) and ops.patroni_roles()[P] == "primary"
     ops.kill(P)
     with pytest.raises(ActionFailed, match=f"{P} is not running"):
         ops.pause(P)
@@ -358,41 +456,15 @@ def test_a_recreated_pod_is_not_paused(world: World, tmp_path: Path) -> None:
     ops.resume(R)
 
 
-def test_failures_name_the_pod_and_leave_it_held(world: World, tmp_path: Path) -> None:
+def test_a_missing_pod_is_a_clear_failure(world: World, tmp_path: Path) -> None:
     _, ops = make(world, tmp_path)
-    with pytest.raises(ActionFailed, match=r"refusing to rebuild .* it is the primary"):
-        ops.rebuild_replica(P, P)
-    world.fail["pg_basebackup"] = "pg_basebackup: error: connection refused"
-    with pytest.raises(ActionFailed, match=rf"{R}: cloning {R} from {P} .*exit 1.*refused"):
-        ops.rebuild_replica(R, P)
-    assert world.pg[R].hold  # stays down; a retry of the undo rebuilds it
-    del world.fail["pg_basebackup"]
-    ops.rebuild_replica(R, P)
-    assert not world.pg[R].hold and world.pg[R].upstream == P
+    ops.dsn(R)  # addressed earlier in the run (a port-forward that outlives the pod)
     del world.c.pods[R]
     world.c.recreate = False
     with pytest.raises(ActionFailed, match=f"{R}: no running pod"):
         ops.start_member(R)
     ops.resume(R)  # no pod: nothing to thaw, no error
     ops.resume_process(R, 42)
-
-
-def test_set_synchronous_on_a_down_member_says_so(world: World, tmp_path: Path) -> None:
-    _, ops = make(world, tmp_path)
-    ops.set_synchronous(P, False)
-    assert world.pg[P].sss == ""
-    ops.set_synchronous(P, True)
-    assert world.pg[P].sss == f'"{R}"'
-    ops.kill(R)
-    with pytest.raises(ActionFailed, match=f"{R} is not running"):
-        ops.set_synchronous(R, True)
-
-
-def test_service_missing_is_a_clear_failure(world: World, tmp_path: Path) -> None:
-    _, ops = make(world, tmp_path)
-    del world.services["timescaledb-primary"]
-    with pytest.raises(ActionFailed, match="no Service timescaledb-primary"):
-        ops.route_primary(R)
 
 
 def test_only_the_restore_copy_can_be_removed(world: World, tmp_path: Path) -> None:
@@ -437,42 +509,85 @@ def test_process_scripts_signal_postgres_processes_only(world: World, tmp_path: 
             p.wait()
 
 
-def _wrapper(manifest: str) -> tuple[dict[str, Any], list[str]]:
-    docs = [d for d in yaml.safe_load_all((REPO / "deploy/k8s/timescaledb" / manifest)
-                                          .read_text()) if d]
-    spec = docs[0]["spec"]["template"]["spec"]
-    return spec, spec["containers"][0]["command"] + spec["containers"][0]["args"]
-
-
-@pytest.mark.parametrize("manifest", ["primary.yaml", "replica.yaml"])
-def test_manifest_wrapper_holds_then_runs_the_entrypoint(manifest: str,
-                                                         tmp_path: Path) -> None:
+def test_manifest_wrapper_holds_then_runs_patroni(tmp_path: Path) -> None:
     """The container command really waits while the hold file exists (run here with the
-    paths pointed at a temp folder), then execs the image's entrypoint with the args."""
-    spec, argv = _wrapper(manifest)
-    assert spec["shareProcessNamespace"] is True
-    assert HOLD in argv[2] and argv[3:5] == ["sh", "postgres"]
-    live = spec["containers"][0]["livenessProbe"]["exec"]["command"]
-    assert HOLD in live[2]
+    paths pointed at a temp folder), then execs Patroni on the mounted configuration."""
+    spec = manifest("StatefulSet", "timescaledb")["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    assert spec["shareProcessNamespace"] is True and c["name"] == "timescaledb"
+    argv = c["command"]
+    assert HOLD in argv[2]
+    live = c["livenessProbe"]["exec"]["command"]
+    assert HOLD in live[2] and "/liveness" in live[2]
     hold = tmp_path / "drill-hold"
     hold.touch()
-    (tmp_path / "docker-entrypoint.sh").write_text('#!/bin/sh\necho "entrypoint $*"\n')
-    (tmp_path / "docker-entrypoint.sh").chmod(0o755)
-    script = argv[2].replace(HOLD, str(hold)).replace("sleep 1", "sleep 0.05")
+    (tmp_path / "patroni").write_text('#!/bin/sh\necho "patroni $*"\n')
+    (tmp_path / "patroni").chmod(0o755)
+    script = (argv[2].replace(HOLD, str(hold)).replace("sleep 1", "sleep 0.05")
+              .replace("/home/postgres/pgdata/data", str(tmp_path / "data")))
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
-    proc = subprocess.Popen(["sh", "-c", script, *argv[3:]], env=env, text=True,
+    proc = subprocess.Popen(["sh", "-c", script], env=env, text=True,
                             stdout=subprocess.PIPE)
     time.sleep(0.3)
     assert proc.poll() is None  # held
     hold.unlink()
     out, _ = proc.communicate(timeout=5)
-    assert out.startswith("entrypoint postgres -c config_file=/etc/timescaledb/postgresql.conf")
+    assert out == "patroni /etc/timescaledb/patroni.yaml\n"
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    # Held: alive without asking Patroni (none runs); otherwise Patroni's /liveness.
+    hold.touch()
+    assert subprocess.run([*live[:2], live[2].replace(HOLD, str(hold))],
+                          check=False).returncode == 0
+    hold.unlink()
+    assert subprocess.run([*live[:2], live[2].replace(HOLD, str(hold))],
+                          check=False, capture_output=True).returncode != 0
+
+
+def test_manifests_give_patroni_the_kubernetes_dcs() -> None:
+    """What the adapter relies on: Patroni's scope and labels, the pinned leader label
+    value the Services select, HTTP probes on Patroni's API, synchronous mode, a bounded
+    lag on failover, WAL archived by pgBackRest."""
+    sts = manifest("StatefulSet", "timescaledb")
+    tmpl = sts["spec"]["template"]
+    c = tmpl["spec"]["containers"][0]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+    assert env["PATRONI_SCOPE"] == "timescaledb" == tmpl["metadata"]["labels"]["cluster-name"]
+    assert env["PATRONI_KUBERNETES_USE_ENDPOINTS"] == "false"
+    assert env["PATRONI_KUBERNETES_LEADER_LABEL_VALUE"] == kind_members.LEADER_VALUE
+    assert env["PATRONI_KUBERNETES_FOLLOWER_LABEL_VALUE"] == kind_members.FOLLOWER_VALUE
+    assert env["PATRONI_KUBERNETES_POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    labels = yaml.safe_load(env["PATRONI_KUBERNETES_LABELS"])
+    assert labels.items() <= tmpl["metadata"]["labels"].items()
+    assert env["PATRONI_SUPERUSER_PASSWORD"]["secretKeyRef"]["key"] == "postgres-password"
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": 8008}
+    assert tmpl["spec"]["serviceAccountName"] == "timescaledb"
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    assert tmpl["metadata"]["annotations"]["drill.dev/hold-file"] == HOLD
+    conf = yaml.safe_load(manifest("ConfigMap", "timescaledb-patroni")["data"]["patroni.yaml"])
+    dcs = conf["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True and dcs["maximum_lag_on_failover"] > 0
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
+    params = dcs["postgresql"]["parameters"]
+    assert params["archive_mode"] == "on" and "pgbackrest" in params["archive_command"]
+    assert "archive-push" in params["archive_command"]
+    assert conf["postgresql"]["data_dir"] == kp.PGDATA
+
+
+def test_services_select_patronis_labels() -> None:
+    tmpl = manifest("StatefulSet", "timescaledb")["spec"]["template"]["metadata"]["labels"]
+    primary = manifest("Service", "timescaledb-primary")["spec"]["selector"]
+    replicas = manifest("Service", "timescaledb-replicas")["spec"]["selector"]
+    assert primary["role"] == "master" and replicas["role"] == "replica"
+    for selector in (primary, replicas):
+        rest = {k: v for k, v in selector.items() if k != "role"}
+        assert rest.items() <= tmpl.items()  # the pods, once Patroni labels them
+    assert "role" not in tmpl  # only Patroni sets it
 
 
 def test_pause_script_freezes_everything_but_init_in_a_pid_namespace(tmp_path: Path) -> None:
-    """Why the manifests share the pod's PID namespace: kill -1 skips the namespace's init
-    (and the caller). Here init plays the pod's pause process and a child plays the
-    postmaster, as with shareProcessNamespace; without it the postmaster WOULD be init."""
+    """Why the manifest shares the pod's PID namespace: kill -1 skips the namespace's init
+    (and the caller). Here init plays the pod's pause process and a child plays Patroni
+    or the postmaster, as with shareProcessNamespace; without it Patroni WOULD be init."""
     probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
                            capture_output=True, check=False)
     if probe.returncode != 0:
@@ -499,14 +614,21 @@ kill $pg
 
 # -- point-in-time restore -----------------------------------------------------------------
 # Every script of the PITR path really runs here (local_shell), with the pods' data volume
-# (kp.DATA) pointed at one temp folder per pod and fake pg_basebackup / psql /
-# pg_archivecleanup on PATH; the SQL layer stays the World's.
+# (kp.DATA) pointed at one temp folder per pod, the leader's pgBackRest repository
+# (kind_members.REPO) at another, and fake pg_basebackup / psql / pgbackrest on PATH; the
+# SQL layer stays the World's.
 
 REPL_PASSWORD = "repl-secret-9"
 START = "000000010000000000000003"
 TARGET = "2026-01-01 12:00:00.123456+00"
-ARCHIVED = ["000000010000000000000002", START, "000000010000000000000004",
-            "00000002.history", "000000010000000000000005.tmp"]
+# The repository's archive as pgBackRest lays it out: <segment>-<sha1>.<compression>
+# under <pg version>-<n>/<timeline+log>/, history files beside them; a partial segment
+# is no segment.
+ARCHIVED = ["15-1/0000000100000000/000000010000000000000002-1b2c.lz4",
+            f"15-1/0000000100000000/{START}-aa11.lz4",
+            "15-1/0000000100000000/000000010000000000000004-bb22.lz4",
+            "15-1/00000002.history",
+            "15-1/0000000100000000/000000010000000000000005.partial-cc33.lz4"]
 
 FAKE_TOOLS = {
     # The files pg_basebackup -Ft -z -X stream writes; it records the password it got.
@@ -526,8 +648,13 @@ echo '{"PostgreSQL-Backup-Manifest-Version": 1}' > "$dir/backup_manifest"
 rm -rf "$dir/src" "$dir/wal"
 """,
     "psql": '#!/bin/sh\necho "${FAKE_ARCHIVE_MODE:-on}"\n',
-    "pg_archivecleanup": """#!/bin/sh
-cd "$1" && ls | awk -v k="$2" 'length($0) == 24 && substr($0, 9) < substr(k, 9)' | xargs -r rm -f
+    # archive-get NAME DEST: the repository file of that segment (or history), as is.
+    "pgbackrest": """#!/bin/sh
+set -eu
+[ "$1" = --stanza=timescaledb ] && [ "$2" = archive-get ] || exit 9
+f=$(find "$FAKE_REPO/archive/timescaledb" -type f \\( -name "$3" -o -name "$3-*" \\) | head -n1)
+[ -n "$f" ] || { echo "unable to find $3 in the archive" >&2; exit 1; }
+cp "$f" "$4"
 """,
 }
 
@@ -571,7 +698,8 @@ class Pitr:
         self.argvs.append(argv)
         root = self.roots[pod_name]
         root.mkdir(exist_ok=True)
-        script = argv[2].replace(kp.DATA, str(root))
+        script = (argv[2].replace(kp.DATA, str(root))
+                  .replace(kind_members.REPO, str(root / "pgbackrest")))
         done = local_shell(pod_name, container, ["sh", "-c", script], stdin)
         released = pod_name == kp.PITR and (root / "drill-restored").exists()
         if released and kp.PITR not in self.world.pg:
@@ -579,7 +707,7 @@ class Pitr:
                 self.world.c.pods[kp.PITR].status.phase = "Failed"
             else:  # consistent, Ready, and at once past the target and promoted
                 self.world.pg[kp.PITR] = Member(recovery=False)
-                self.world.ready(kp.PITR)
+                self.world.sync(kp.PITR)
         return done
 
 
@@ -591,13 +719,15 @@ def pitr(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pitr:
         (tools / name).write_text(text)
         (tools / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
-    monkeypatch.setenv("REPLICATION_PASSWORD", REPL_PASSWORD)  # as in the primary's pod
+    monkeypatch.setenv("PATRONI_REPLICATION_PASSWORD", REPL_PASSWORD)  # as in the pods
     monkeypatch.delenv("PGPASSWORD", raising=False)
     monkeypatch.setitem(IPS, kp.PITR, BarePodCore.bare_ip)
     roots = {n: tmp_path / "pods" / n for n in (P, R, kp.PITR)}
-    (roots[P] / "wal-archive").mkdir(parents=True)
+    archive = roots[P] / "pgbackrest" / "archive" / "timescaledb"
     for name in ARCHIVED:
-        (roots[P] / "wal-archive" / name).write_text(name)
+        (archive / name).parent.mkdir(parents=True, exist_ok=True)
+        (archive / name).write_text(name)
+    monkeypatch.setenv("FAKE_REPO", str(roots[P] / "pgbackrest"))
 
     fetch, execute = sql.fetch, sql.execute_bounded  # the World's (the fixture set them)
 
@@ -657,8 +787,10 @@ def test_pitr_scenario_runs_on_kind(pitr: Pitr, monkeypatch: pytest.MonkeyPatch)
                                                       "pg_wal.tar.gz"]
     assert (roots[P] / "drill-backup.password-seen").read_text() == REPL_PASSWORD
     assert not (roots[P] / "drill-backup").exists()  # staged in the pod, then removed
-    assert sorted(p.name for p in (roots[P] / "wal-archive").iterdir()) == sorted(
-        ARCHIVED[1:])  # pruned: older than the backup's start segment
+    # The repository is pgBackRest's: drill prunes nothing there.
+    archive = roots[P] / "pgbackrest" / "archive" / "timescaledb"
+    assert sorted(str(p.relative_to(archive)) for p in archive.rglob("*") if p.is_file()
+                  ) == sorted(ARCHIVED)
     backup.mark_restore_point(ctx)
     for owner, name in ((ops, "stage_restore"), (backup, "switch_and_archive"),
                         (ops, "restore_pitr")):
@@ -672,12 +804,12 @@ def test_pitr_scenario_runs_on_kind(pitr: Pitr, monkeypatch: pytest.MonkeyPatch)
     assert result.detail["backup_staged_before_timing"] is True
     assert order == ["stage_restore", "switch_and_archive", "restore_pitr"]
 
-    data = roots[kp.PITR] / "pgdata"
+    data = roots[kp.PITR] / "data"
     assert sorted(p.name for p in data.iterdir()) == [
         "PG_VERSION", "backup_label", "pg_wal", "recovery.signal"]
     assert [p.name for p in (data / "pg_wal").iterdir()] == [START]
     assert sorted(p.name for p in (roots[kp.PITR] / "wal-archive").iterdir()) == sorted([
-        "00000002.history", START, "000000010000000000000004"])  # no .tmp leftover
+        "00000002.history", START, "000000010000000000000004"])  # no partial segment
     assert not (roots[kp.PITR] / "drill-incoming").exists()
     assert (roots[kp.PITR] / "drill-restored").exists()
 
@@ -686,17 +818,17 @@ def test_pitr_scenario_runs_on_kind(pitr: Pitr, monkeypatch: pytest.MonkeyPatch)
     assert f"recovery_target_time={TARGET}" in args and "archive_mode=off" in args
     assert f"restore_command=cp {kp.ARCHIVE}/%f %p" in args
     assert body["spec"]["containers"][0]["image"] == "timescaledb:1"  # the primary's
-    # The copy is no member: roles, the cluster DSN, routing and rebuilds leave it out.
-    assert member_roles(t) == {P: "primary", R: "replica"}
+    assert "-c" in args and "shared_preload_libraries=timescaledb" in args
+    assert args[:2] == ["-D", kp.PGDATA]
+    # The copy is no member: roles, the cluster DSN and rebuilds leave it out.
+    assert member_roles(t) == {P: "primary", R: "replica"} == ops.patroni_roles()
+    assert "role" not in w.c.pods[kp.PITR].metadata.labels  # no Service selects it
     assert [m.name for m in ops.members()] == [P, R]
     assert BarePodCore.bare_ip not in ops.cluster_dsn()
     assert kp.PITR in [m.name for m in t.members("timescaledb")]  # found by its labels
     assert ops.pitr_member().host == BarePodCore.bare_ip
-    with pytest.raises(ActionFailed, match=f"refusing to route .* to {kp.PITR}"):
-        ops.route_primary(kp.PITR)
     with pytest.raises(ActionFailed, match=f"{kp.PITR} is a temporary restore copy"):
         ops.rebuild_replica(kp.PITR, P)
-    assert w.services["timescaledb-primary"] == kp.ORIGINAL_SELECTOR
 
     assert backup.remove_pitr_member(ctx).summary == f"removed {kp.PITR}"
     assert backup.remove_pitr_member(ctx).summary == f"{kp.PITR} was not there"
@@ -755,12 +887,16 @@ def test_pitr_failures_name_the_pod(pitr: Pitr, tmp_path: Path,
     good = ops.base_backup(P, tmp_path / "b")
     with pytest.raises(ActionFailed, match="is not empty"):
         ops.base_backup(P, good)
-    for f in (pitr.roots[P] / "wal-archive").iterdir():
-        f.unlink()
+    repo = pitr.roots[P] / "pgbackrest"
+    shutil.rmtree(repo / "archive")
+    with pytest.raises(ActionFailed, match=rf"{P}: packing {P}'s archived WAL .*no "
+                       "pgBackRest WAL archive"):
+        ops.restore_pitr(good, TARGET)
+    (repo / "archive" / "timescaledb" / "15-1").mkdir(parents=True)
     with pytest.raises(ActionFailed, match=rf"{P}: packing {P}'s archived WAL .*no "
                        f"archived WAL segment from {START} on"):
         ops.restore_pitr(good, TARGET)
-    (pitr.roots[P] / "wal-archive" / START).write_text("x")
+    (repo / "archive" / "timescaledb" / "15-1" / f"{START}-ff.lz4").write_text("x")
     pitr.recovery = "crashes"
     with pytest.raises(ActionFailed, match=rf"{kp.PITR}: PostgreSQL exited during "
                        r"recovery \(pod Failed\):\nline1"):
@@ -774,17 +910,17 @@ def test_pitr_failures_name_the_pod(pitr: Pitr, tmp_path: Path,
     monkeypatch.setattr(pitr.core, "delete_namespaced_pod", lambda *a, **k: None)
     with pytest.raises(ActionFailed, match=rf"{kp.PITR}: still there"):
         ops.remove_member(kp.PITR)
-    assert w.services["timescaledb-primary"] == kp.ORIGINAL_SELECTOR
+    assert not [c for c in w.c.calls if c[0].startswith("patch_namespaced")]
 
 
 def test_restore_gate_and_liveness_scripts(tmp_path: Path) -> None:
-    """The restore container waits for the gate, then execs the entrypoint with the args;
+    """The restore container waits for the gate, then execs PostgreSQL with the args;
     its liveness passes while gated, starting up (pg_isready exit 1), not when down (2)."""
-    body = kp.pitr_pod("drill", "timescale/timescaledb:2.17.2-pg16", TARGET)
+    body = kp.pitr_pod("drill", "timescale/timescaledb-ha:pg15.8-ts2.17.2", TARGET)
     c = body["spec"]["containers"][0]
     gate = tmp_path / "drill-restored"
-    (tmp_path / "docker-entrypoint.sh").write_text('#!/bin/sh\necho "entrypoint $*"\n')
-    (tmp_path / "docker-entrypoint.sh").chmod(0o755)
+    (tmp_path / "postgres").write_text('#!/bin/sh\necho "postgres $*"\n')
+    (tmp_path / "postgres").chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
     script = c["command"][2].replace(kp.PITR_GATE, str(gate))
     proc = subprocess.Popen(["sh", "-c", script, *c["command"][3:], *c["args"]], env=env,
@@ -793,7 +929,7 @@ def test_restore_gate_and_liveness_scripts(tmp_path: Path) -> None:
     assert proc.poll() is None  # gated
     gate.touch()
     out, _ = proc.communicate(timeout=5)
-    assert out.startswith("entrypoint postgres -c config_file=/etc/timescaledb/")
+    assert out.startswith(f"postgres -D {kp.PGDATA} -c archive_mode=off ")
     assert f"recovery_target_time={TARGET} " in out
     live = [a.replace(kp.PITR_GATE, str(gate)) for a in c["livenessProbe"]["exec"]["command"]]
     isready = tmp_path / "pg_isready"
@@ -822,20 +958,19 @@ def test_start_segment_reads_the_backup_label(tmp_path: Path) -> None:
         kp.export_wal_script("x; rm -rf /")
 
 
-def test_first_start_init_runs_without_synchronous_replication() -> None:
-    """The image's init runs a temporary server on postgresql.conf with no network: with a
-    synchronous standby named there, its commits would wait forever. The name is applied
-    by 10-roles.sh (ALTER SYSTEM) from the ConfigMap key the primary gets as env."""
-    import yaml
-
-    root = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "timescaledb"
-    cm = next(yaml.safe_load_all((root / "configmap.yaml").read_text()))["data"]
-    assert "synchronous_standby_names" not in cm["postgresql.conf"]
-    assert cm["synchronous_standby_names"] == '"timescaledb-replica-0"'
-    assert "ALTER SYSTEM SET synchronous_standby_names = '${SYNCHRONOUS_STANDBY_NAMES}'" \
-        in cm["10-roles.sh"]
-    sts = next(d for d in yaml.safe_load_all((root / "primary.yaml").read_text())
-               if d["kind"] == "StatefulSet")
-    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["SYNCHRONOUS_STANDBY_NAMES"]["valueFrom"]["configMapKeyRef"] == {
-        "name": "timescaledb-config", "key": "synchronous_standby_names"}
+def test_post_bootstrap_creates_the_roles_from_the_environment(tmp_path: Path) -> None:
+    """Patroni runs it once with a superuser connection string as $1: the applications'
+    roles and databases, their passwords from the container's environment only."""
+    script = manifest("ConfigMap", "timescaledb-patroni")["data"]["post_bootstrap.sh"]
+    conf = yaml.safe_load(manifest("ConfigMap", "timescaledb-patroni")["data"]["patroni.yaml"])
+    assert conf["bootstrap"]["post_bootstrap"] == "sh /etc/timescaledb/post_bootstrap.sh"
+    (tmp_path / "psql").write_text('#!/bin/sh\necho "psql $*"; cat\n')
+    (tmp_path / "psql").chmod(0o755)
+    out = subprocess.run(["sh", "-c", script, "sh", "host=/var/run/postgresql user=postgres"],
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin", "FEAST_PASSWORD": "f1",
+                              "OMS_PASSWORD": "o2"},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("psql -v ON_ERROR_STOP=1 host=/var/run/postgresql user=postgres")
+    assert "CREATE ROLE feast LOGIN ENCRYPTED PASSWORD 'f1'" in out
+    assert "CREATE DATABASE oms OWNER oms" in out and "'o2'" in out
+    assert "f1" not in script

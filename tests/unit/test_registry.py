@@ -73,8 +73,9 @@ def test_the_registry_refuses_inconsistent_services() -> None:
 def test_start_waves_follow_dependencies() -> None:
     waves = REGISTRY.start_waves()
     first = waves[0]
-    assert "timescaledb" in first and "redis" in first and "oms" not in first
-    assert any("oms" in w and "feast" in w for w in waves[1:])
+    assert "etcd" in first and "redis" in first and "timescaledb" not in first
+    assert waves[1] == ["timescaledb"]  # Patroni needs its DCS
+    assert any("oms" in w and "feast" in w for w in waves[2:])
 
 
 def test_a_new_service_is_its_folder_and_one_line(tmp_path: Path) -> None:

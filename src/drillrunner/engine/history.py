@@ -56,6 +56,7 @@ class History:
         self._lock = threading.Lock()
         self._ops: list[Op] = []
         self._faults: list[FaultEvent] = []
+        self._steps: list[FaultEvent] = []
 
     def add_op(self, op: Op) -> None:
         with self._lock:
@@ -73,6 +74,16 @@ class History:
     def faults(self) -> list[FaultEvent]:
         with self._lock:
             return list(self._faults)
+
+    def add_step(self, event: FaultEvent) -> None:
+        """Every fault or action step of the scenario, for checks that bound a window by
+        an action (a restart, say), not only by a fault."""
+        with self._lock:
+            self._steps.append(event)
+
+    def steps(self) -> list[FaultEvent]:
+        with self._lock:
+            return list(self._steps)
 
     def workloads(self) -> list[str]:
         return sorted({o.workload for o in self.ops()})

@@ -90,8 +90,10 @@ class Invoker:
             ok = True
         finally:
             returned = time.monotonic()
+            event = FaultEvent(name, invoked, returned, ok)
+            ctx.history.add_step(event)
             if spec.kind is ActionKind.FAULT:
-                ctx.history.add_fault(FaultEvent(name, invoked, returned, ok))
+                ctx.history.add_fault(event)
         call = Call(name, value)
         self._append(ctx, returned_event, name=name, t=returned, seconds=returned - invoked,
                      result=call.result())

@@ -10,7 +10,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -54,15 +54,28 @@ class LocalTarget:
         return [self.deployment(s) for s in self._adapters]
 
     def up(self, on_ready: Callable[[str, float], None] = lambda _s, _t: None) -> None:
-        """Start every service, in waves: those without dependencies side by side (their
-        waits overlap: JVM start-up, sentinel discovery), then the ones that need them."""
+        """Start every service, each as soon as the services it needs are up: those
+        without dependencies side by side (their waits overlap: JVM start-up, sentinel
+        discovery), and a dependent one while unrelated ones are still starting."""
         for dep in self.deployments():
             dep.check_binaries()
-        for wave in self.registry.start_waves(list(self._adapters)):
-            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
-                futures = {s: pool.submit(self._up_one, s) for s in wave}
-            for service, future in futures.items():
-                on_ready(service, future.result())  # re-raises the first failure
+        waves = self.registry.start_waves(list(self._adapters))  # also refuses a cycle
+        order = [s for wave in waves for s in wave]
+        needs = self.registry.depends_on()
+        futures: dict[str, Future[float]] = {}
+
+        def start(service: str) -> float:
+            for dep in needs.get(service, ()):
+                if dep in futures:
+                    futures[dep].result()  # raises if it failed: this one never starts
+            return self._up_one(service)
+
+        with ThreadPoolExecutor(max_workers=len(order)) as pool:
+            for service in order:  # dependencies are submitted before their dependents
+                futures[service] = pool.submit(start, service)
+            names = {f: s for s, f in futures.items()}
+            for future in as_completed(names):
+                on_ready(names[future], future.result())  # re-raises the first failure
 
     def _up_one(self, service: str) -> float:
         started = time.monotonic()

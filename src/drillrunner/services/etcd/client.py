@@ -63,3 +63,10 @@ def quorum_read(member: MemberRef, timeout: float = TIMEOUT) -> int:
     (a serializable read would answer from a lone member). Returns the revision."""
     data = call(member, "kv/range", {"key": b64("drill/quorum-probe")}, timeout)
     return int(data.get("header", {}).get("revision", 0))
+
+
+def delete_prefix(member: MemberRef, prefix: str, timeout: float = 5.0) -> int:
+    """Delete every key under `prefix`; returns how many were deleted."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    data = call(member, "kv/deleterange", {"key": b64(prefix), "range_end": b64(end)}, timeout)
+    return int(data.get("deleted", 0))

@@ -214,7 +214,9 @@ class FeastDeployment(FeastStores):
         self.repo.mkdir(parents=True, exist_ok=True)
         source = (repo_source() / "drill_features.py").read_text()
         sentinels = ",".join(f"{s.host}:{s.port}" for s in self._redis.sentinels())
-        yaml = feature_store_yaml(self._primary_port(), sentinels, self._redis.master_name)
+        # The router's port, not a member's: Feast follows a failover with no restart.
+        yaml = feature_store_yaml(self._postgres.router_port(), sentinels,
+                                  self._redis.master_name)
         changed = False
         for name, text in (("drill_features.py", source), ("feature_store.yaml", yaml)):
             path = self.repo / name

@@ -1,4 +1,9 @@
-"""Base backups, restore points and point-in-time restores into member `tsdb-pitr`."""
+"""Backups, restore points and point-in-time restores into member `tsdb-pitr`.
+
+pgBackRest where the target archives WAL with it (`BacksUpWithPgBackRest`: full and
+incremental backups, `pgbackrest verify`, restore to a time); pg_basebackup elsewhere. The
+restore uses whichever kind of backup the scenario took last.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drillrunner.core.actions import action, fault
-from drillrunner.core.errors import ActionFailed
+from drillrunner.core.errors import ActionFailed, StackError
 from drillrunner.core.units import Duration
 from drillrunner.core.verdicts import FaultResult
 from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.engine.context import RunContext
+from drillrunner.services.timescaledb import pgbackrest as pgbr
 from drillrunner.services.timescaledb import sql
-from drillrunner.services.timescaledb.ops import PostgresOps, StagesRestore, pg_ops
+from drillrunner.services.timescaledb.ops import (
+    BacksUpWithPgBackRest,
+    PostgresOps,
+    StagesRestore,
+    pg_ops,
+)
 from drillrunner.services.timescaledb.roles import the_primary
 from drillrunner.targets.base import MemberRef
 
 # ctx.stash keys shared by these steps and the PITR check.
 BACKUP_KEY = "timescaledb.base_backup"
+PGBR_BACKUP_KEY = "timescaledb.pgbackrest_backup"  # {"label", "type"} of the last one
+BACKUP_FAILED_KEY = "timescaledb.backup_failed"
+VERIFY_KEY = "timescaledb.verify_before"  # the verify report before any corruption
+CORRUPTED_KEY = "timescaledb.corrupted_file"
 RESTORE_POINT_KEY = "timescaledb.restore_point"
 RESTORE_SECONDS_KEY = "timescaledb.restore_seconds"
 RESTORE_FAILED_KEY = "timescaledb.restore_failed"
@@ -57,9 +72,103 @@ def base_backup(ctx: RunContext) -> FaultResult:
     started = time.monotonic()
     path = pg_ops(ctx.target).base_backup(primary.name, dest)
     ctx.stash[BACKUP_KEY] = str(path)
+    ctx.stash.pop(PGBR_BACKUP_KEY, None)
     return FaultResult(summary=f"base backup of {primary.name} in {path}",
                        members=[primary.name], detail={"path": str(path)},
                        measurements={"backup_seconds": round(time.monotonic() - started, 3)})
+
+
+def pgbr_ops(ctx: RunContext) -> BacksUpWithPgBackRest:
+    ops = pg_ops(ctx.target)
+    if not isinstance(ops, BacksUpWithPgBackRest):
+        raise ActionFailed(f"target {ctx.target.name!r} does not back up with pgBackRest")
+    return ops
+
+
+@action("timescaledb.pgbackrest_backup")
+def pgbackrest_backup(ctx: RunContext, type: pgbr.BackupType = pgbr.BackupType.FULL
+                      ) -> FaultResult:
+    """A pgBackRest backup (full, diff or incr) of the current primary into the stack's
+    repository. A backup pgBackRest refuses (WAL that never reaches the repository...) is
+    recorded, not raised: the restore that follows then fails, as it would for real."""
+    ops = pgbr_ops(ctx)
+    primary = the_primary(ctx.target).name
+    ctx.stash.pop(BACKUP_FAILED_KEY, None)
+    try:
+        entry, seconds = ops.pgbackrest_backup(pgbr.BackupType(type))
+    except StackError as exc:
+        ctx.stash[BACKUP_FAILED_KEY] = str(exc)[:2000]
+        return FaultResult(summary=f"pgBackRest {type} backup of {primary} FAILED: "
+                           f"{str(exc)[:300]}", members=[primary],
+                           detail={"backup_failed": str(exc)[:2000]},
+                           measurements={"backup_seconds": None})
+    ctx.stash[PGBR_BACKUP_KEY] = {"label": entry.label, "type": entry.type}
+    return FaultResult(
+        summary=f"pgBackRest {entry.type} backup {entry.label} of {primary} in {seconds:.2f}s",
+        members=[primary],
+        detail={"label": entry.label, "type": entry.type, "wal_start": entry.wal_start,
+                "wal_stop": entry.wal_stop, "repo": str(ops.backup_repo())},
+        measurements={"backup_seconds": seconds, "database_bytes": entry.size,
+                      "repo_bytes": entry.repo_size})
+
+
+@action("timescaledb.verify_backup")
+def verify_backup(ctx: RunContext) -> FaultResult:
+    """`pgbackrest verify` of every backup and archived segment in the repository."""
+    report = pgbr_ops(ctx).pgbackrest_verify()
+    if CORRUPTED_KEY not in ctx.stash:
+        ctx.stash[VERIFY_KEY] = {"ok": report.ok, "problems": report.problems}
+    return FaultResult(
+        summary=f"pgbackrest verify: {report.status}, backups "
+                + ", ".join(f"{k} {v}" for k, v in report.backups.items()),
+        detail={"status": report.status, "backups": report.backups,
+                "problems": [f"{w} '{f}'" for w, f in report.problems][:50]},
+        measurements={"invalid_files": len(report.problems)})
+
+
+def _victim(backup: Path) -> Path:
+    """The largest data file of the backup: corrupting it cannot go unnoticed by a
+    restore that reads it back."""
+    files = [p for p in (backup / "pg_data" / "base").rglob("*") if p.is_file()]
+    if not files:
+        raise ActionFailed(f"no data file in backup {backup}")
+    return max(files, key=lambda p: (p.stat().st_size, str(p)))
+
+
+@fault("timescaledb.corrupt_backup_file", undo="timescaledb.restore_backup_file",
+       disrupts=0)
+def corrupt_backup_file(ctx: RunContext, length: int = 16) -> FaultResult:
+    """Invert `length` bytes in the middle of one file of the last pgBackRest backup, in
+    the repository, keeping its name and size (silent corruption at rest)."""
+    taken = ctx.stash.get(PGBR_BACKUP_KEY)
+    if taken is None:
+        raise ActionFailed("run timescaledb.pgbackrest_backup first")
+    stanza_dir = pgbr_ops(ctx).backup_repo() / "backup" / pgbr.STANZA
+    victim = _victim(stanza_dir / taken["label"])
+    data = victim.read_bytes()
+    offset = max(0, len(data) // 2 - length // 2)
+    rel = str(victim.relative_to(stanza_dir))
+    ctx.will_undo("timescaledb.restore_backup_file", file=rel,
+                  offset=offset, original=data[offset:offset + length].hex())
+    victim.write_bytes(pgbr.flip_bytes(data, offset, length))
+    ctx.stash[CORRUPTED_KEY] = {"file": rel, "offset": offset, "length": length}
+    return FaultResult(summary=f"inverted {length} bytes at offset {offset} of {rel}",
+                       detail={"file": rel, "offset": offset, "length": length,
+                               "size": len(data)})
+
+
+@action("timescaledb.restore_backup_file")
+def restore_backup_file(ctx: RunContext, file: str, offset: int, original: str
+                        ) -> FaultResult:
+    """Put the original bytes back into a repository file. Idempotent."""
+    path = pgbr_ops(ctx).backup_repo() / "backup" / pgbr.STANZA / file
+    if not path.exists():
+        return FaultResult(summary=f"{file} is gone: nothing to restore")
+    data, want = path.read_bytes(), bytes.fromhex(original)
+    if data[offset:offset + len(want)] == want:
+        return FaultResult(summary=f"{file} already holds its original bytes")
+    path.write_bytes(data[:offset] + want + data[offset + len(want):])
+    return FaultResult(summary=f"restored {len(want)} bytes at offset {offset} of {file}")
 
 
 @action("timescaledb.mark_restore_point")
@@ -83,31 +192,43 @@ def mark_restore_point(ctx: RunContext) -> FaultResult:
 
 @fault("timescaledb.restore_pitr", undo="timescaledb.remove_pitr_member", disrupts=0)
 def restore_pitr(ctx: RunContext, timeout: Duration = 120.0) -> FaultResult:
-    """Restore the base backup into member tsdb-pitr, replaying the WAL archive up to the
-    marked restore point, then promote it. Measures the time until it accepts queries as a
-    primary. A restore that fails (the member stops, or never gets there) is reported in
-    the result, with no RTO: the scenario then fails, as an unrestorable backup must."""
-    backup = ctx.stash.get(BACKUP_KEY)
+    """Restore the last backup into member tsdb-pitr, replaying archived WAL up to the
+    marked restore point, then promote it (pgBackRest: `restore --type=time
+    --target-action=promote`). Measures the time until it accepts queries as a primary. A
+    restore that fails (no backup could be taken, the member stops, or never gets there)
+    is reported in the result, with no RTO: the scenario then fails, as an unrestorable
+    backup must."""
+    backup, taken = ctx.stash.get(BACKUP_KEY), ctx.stash.get(PGBR_BACKUP_KEY)
+    refused = ctx.stash.get(BACKUP_FAILED_KEY)
     point = ctx.stash.get(RESTORE_POINT_KEY)
-    if backup is None or point is None:
-        raise ActionFailed("run timescaledb.base_backup and timescaledb.mark_restore_point first")
+    if (backup is None and taken is None and refused is None) or point is None:
+        raise ActionFailed("take a backup (timescaledb.pgbackrest_backup or base_backup) and "
+                           "run timescaledb.mark_restore_point first")
     ops = pg_ops(ctx.target)
     member = ops.pitr_member()
     ctx.will_undo("timescaledb.remove_pitr_member")
-    staged = isinstance(ops, StagesRestore)
-    if isinstance(ops, StagesRestore):  # drill's own transfer: not part of the timed restore
-        ops.stage_restore(Path(backup), str(point["time"]))
+    use_pgbr = taken is not None or refused is not None
+    staged = not use_pgbr and isinstance(ops, StagesRestore)
+    if staged and isinstance(ops, StagesRestore):  # drill's own transfer: not timed
+        ops.stage_restore(Path(str(backup)), str(point["time"]))
     # Archive what was written since, as an operator would before restoring.
     walfile = switch_and_archive(ops, the_primary(ctx.target).name)
     started = time.monotonic()
-    detail = {"backup": backup, "target_time": point["time"], "archived_through": walfile,
-              "backup_staged_before_timing": staged}
+    detail = {"backup": taken["label"] if taken is not None else backup,
+              "target_time": point["time"], "archived_through": walfile,
+              "backup_staged_before_timing": staged,
+              "method": "pgbackrest" if use_pgbr else "pg_basebackup"}
     try:
-        ops.restore_pitr(Path(backup), str(point["time"]))
+        if refused is not None:
+            raise ActionFailed(f"no backup to restore: {refused}")
+        if taken is not None:
+            pgbr_ops(ctx).pgbackrest_restore(str(point["time"]), taken["label"])
+        else:
+            ops.restore_pitr(Path(str(backup)), str(point["time"]))
         down: list[float] = []
         poll_until(lambda: _promoted(ctx, ops, member, down), timeout=timeout,
                    interval=RESTORE_POLL_SECONDS, what=f"{member.name} to finish recovery")
-    except (ActionFailed, WaitTimeout) as exc:
+    except (ActionFailed, StackError, WaitTimeout) as exc:
         # An unrestorable backup is the finding this fault exists for: evidence, not error.
         failure = str(exc)[:2000]
         ctx.stash[RESTORE_FAILED_KEY] = failure

@@ -1,5 +1,5 @@
-"""The point-in-time restore check: the restored copy holds exactly the rows before the
-target."""
+"""The backup checks: a point-in-time restore holds exactly the rows before the target, and
+pgBackRest's verification of the repository."""
 
 from __future__ import annotations
 
@@ -7,20 +7,27 @@ from drillrunner.core.actions import check
 from drillrunner.core.verdicts import UNKNOWN, CheckResult, Verdict
 from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpStatus
+from drillrunner.services.timescaledb import pgbackrest as pgbr
 from drillrunner.services.timescaledb.backup import (
+    CORRUPTED_KEY,
     RESTORE_FAILED_KEY,
     RESTORE_POINT_KEY,
     RESTORE_SECONDS_KEY,
+    VERIFY_KEY,
 )
-from drillrunner.services.timescaledb.ops import pg_ops
+from drillrunner.services.timescaledb.ops import BacksUpWithPgBackRest, pg_ops
 from drillrunner.services.timescaledb.workload import SequencedWrites
+
+# FATAL lines of clients turned away while the server starts: noise, not the reason.
+_CLIENT_NOISE = ("not yet accepting connections", "is starting up", "is shutting down")
 
 
 def _gist(failure: str) -> str:
     """The server's own FATAL line when the log tail has one, else the first line."""
     lines = [ln.strip() for ln in failure.splitlines() if ln.strip()]
     fatal = [ln for ln in lines if "FATAL" in ln or "PANIC" in ln]
-    return (fatal[0] if fatal else lines[0] if lines else "no reason given")[:300]
+    reason = [ln for ln in fatal if not any(n in ln for n in _CLIENT_NOISE)] or fatal
+    return (reason[0] if reason else lines[0] if lines else "no reason given")[:300]
 
 
 @check("timescaledb.pitr_matches_target")
@@ -87,3 +94,55 @@ def pitr_matches_target(ctx: RunContext) -> CheckResult:
         evidence=evidence,
         measurements=measurements,
     )
+
+
+@check("timescaledb.backup_verified")
+def backup_verified(ctx: RunContext, expect_corruption: bool = False) -> CheckResult:
+    """`pgbackrest verify` of the repository, judged on pgBackRest's own report.
+
+    By default the backups must verify clean: any invalid file fails, named. With
+    `expect_corruption` (a drill that corrupted a backup file on purpose) the claim is that
+    verification catches it: it passes when verify names the corrupted file and fails
+    when verify calls the backup valid (a corrupt backup that would have been trusted)."""
+    ops = pg_ops(ctx.target)
+    if not isinstance(ops, BacksUpWithPgBackRest):
+        return CheckResult(verdict=Verdict.UNKNOWN,
+                           summary="the target does not back up with pgBackRest")
+    report = ops.pgbackrest_verify()
+    problems = [f"{what} '{file}'" for what, file in report.problems]
+    evidence: dict[str, object] = {"status": report.status, "backups": report.backups,
+                                   "problems": problems[:50],
+                                   "pgbackrest_output": report.output[-2000:]}
+    measurements: dict[str, float | int | str | None] = {
+        "invalid_files": len(report.problems),
+        "invalid_backups": sum(1 for s in report.backups.values() if s != "valid")}
+    if not expect_corruption:
+        return CheckResult(
+            verdict=Verdict.PASS if report.ok else Verdict.FAIL, evidence=evidence,
+            measurements=measurements,
+            summary=(f"pgbackrest verify: {len(report.backups)} backup(s) valid" if report.ok
+                     else "pgbackrest verify found corruption: " + "; ".join(problems[:3])))
+    return _corruption_caught(ctx, report, evidence, measurements)
+
+
+def _corruption_caught(ctx: RunContext, report: pgbr.VerifyReport,
+                       evidence: dict[str, object],
+                       measurements: dict[str, float | int | str | None]) -> CheckResult:
+    corrupted = ctx.stash.get(CORRUPTED_KEY)
+    before = ctx.stash.get(VERIFY_KEY)
+    if corrupted is None:
+        return CheckResult(verdict=Verdict.UNKNOWN, evidence=evidence,
+                           summary="no backup file was corrupted: nothing to detect")
+    evidence["corrupted_file"] = corrupted["file"]
+    if before is not None and not before["ok"]:
+        return CheckResult(verdict=Verdict.UNKNOWN, evidence={**evidence, "before": before},
+                           summary="the backup did not verify clean before the corruption")
+    named = report.names(corrupted["file"])
+    measurements["corrupted_file_reported"] = int(bool(named))
+    if named:
+        return CheckResult(verdict=Verdict.PASS, evidence=evidence, measurements=measurements,
+                           summary=f"pgbackrest verify caught the corruption: "
+                                   f"{named[0]} '{corrupted['file']}'")
+    return CheckResult(verdict=Verdict.FAIL, evidence=evidence, measurements=measurements,
+                       summary=f"pgbackrest verify did not report the corrupted file "
+                               f"{corrupted['file']} (status {report.status})")

@@ -1,45 +1,53 @@
-"""Faults: kill, pause and promote members. Each journals its undo before it acts."""
+"""Faults: kill and pause members, stall a replica's stream. Each journals its undo before
+it acts. None promotes anyone: Patroni does, and the drill watches it."""
 
 from __future__ import annotations
 
 from drillrunner.core.actions import fault
 from drillrunner.core.errors import ActionFailed
-from drillrunner.core.units import Duration
-from drillrunner.core.verdicts import FaultResult
+from drillrunner.core.verdicts import FaultResult, Measurement
 from drillrunner.core.waiting import monotonic
 from drillrunner.engine.context import RunContext
-from drillrunner.services.timescaledb import sql
-from drillrunner.services.timescaledb.ops import SERVICE, RoutesPrimary, pg_ops
+from drillrunner.services.timescaledb.ops import SERVICE, PredictsFailover, pg_ops
 from drillrunner.services.timescaledb.repair import walreceiver_pid, walsender_pid
-from drillrunner.services.timescaledb.roles import Role, member_roles, replicas, the_primary
+from drillrunner.services.timescaledb.roles import member_roles, replicas, the_primary
 from drillrunner.targets.base import Signal
 
 
-@fault("timescaledb.kill_primary", undo="timescaledb.rebuild_replica")
+@fault("timescaledb.kill_primary", undo="timescaledb.rejoin_member")
 def kill_primary(ctx: RunContext, signal: Signal = Signal.KILL) -> FaultResult:
-    """Kill the current primary's whole process group (postmaster and backends)."""
+    """Kill the current primary: its Patroni and every PostgreSQL process at once, as in a
+    node crash. Patroni on the standby promotes it once the leader lock expires."""
     primary = the_primary(ctx.target)
-    ctx.will_undo("timescaledb.rebuild_replica", member=primary.name)
-    pg_ops(ctx.target).kill(primary.name, signal)
+    ops = pg_ops(ctx.target)
+    ctx.will_undo("timescaledb.rejoin_member", member=primary.name)
+    ops.kill(primary.name, signal)
+    measured: dict[str, Measurement] = {"killed_at": monotonic()}
+    if isinstance(ops, PredictsFailover):
+        # Patroni's settings bound when the standby can take over: shown beside the RTO.
+        low, high = ops.predicted_failover()
+        measured.update(predicted_failover_min_s=low, predicted_failover_max_s=high)
     return FaultResult(summary=f"killed primary {primary.name} with SIG{signal}",
                        members=[primary.name], detail={"signal": str(signal)},
-                       measurements={"killed_at": monotonic()})
+                       measurements=measured)
 
 
-@fault("timescaledb.kill_member", undo="timescaledb.rebuild_replica")
+@fault("timescaledb.kill_member", undo="timescaledb.rejoin_member")
 def kill_member(ctx: RunContext, member: str, signal: Signal = Signal.KILL) -> FaultResult:
     """Kill one member, whatever its role."""
     ctx.target.member(SERVICE, member)  # raises on an unknown name
     role = member_roles(ctx.target)[member]
-    ctx.will_undo("timescaledb.rebuild_replica", member=member)
+    ctx.will_undo("timescaledb.rejoin_member", member=member)
     pg_ops(ctx.target).kill(member, signal)
     return FaultResult(summary=f"killed {member} ({role}) with SIG{signal}", members=[member],
                        detail={"signal": str(signal), "role": role})
 
 
 @fault("timescaledb.pause_member", undo="timescaledb.resume_member")
-def pause_member(ctx: RunContext, member: str) -> FaultResult:
-    """Freeze every process of a member (SIGSTOP): it keeps its sockets but answers nothing."""
+def pause_member(ctx: RunContext, member: str | None = None) -> FaultResult:
+    """Freeze every process of a member (SIGSTOP), its Patroni included: it keeps its
+    sockets but answers nothing and renews no lock. Without `member`: the primary."""
+    member = member or the_primary(ctx.target).name
     ctx.target.member(SERVICE, member)  # raises on an unknown name
     role = member_roles(ctx.target)[member]
     ctx.will_undo("timescaledb.resume_member", member=member)
@@ -85,67 +93,3 @@ def pause_walreceiver(
     return FaultResult(summary=f"paused the walreceiver (pid {pid}) of replica {name}{sender}",
                        members=[name, *([primary] if primary else [])],
                        detail={"pid": pid, "primary": primary, "sender_pid": sender_pid})
-
-
-def _replay_lsn(dsn: str) -> int:
-    """The replica's last replayed WAL position as a number, for choosing the freshest."""
-    value = sql.fetch_value(dsn, "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')")
-    return int(value or 0)
-
-
-@fault("timescaledb.promote_replica", undo="timescaledb.heal_replicas")
-def promote_replica(
-    ctx: RunContext, member: str | None = None, timeout: Duration = 30.0
-) -> FaultResult:
-    """Promote the freshest healthy replica (or `member`) once no primary is left, as an
-    HA manager would. With synchronous replication the new primary would wait for a
-    standby that no longer exists, so synchronous_standby_names is degraded to '' on it
-    until a replica is rebuilt."""
-    import psycopg  # noqa: F401  (loaded before the clock starts, not inside the detection)
-
-    started = monotonic()
-    target = ctx.target
-    ops = pg_ops(target)
-    roles = member_roles(target)
-    alive = [n for n, r in roles.items() if r == Role.PRIMARY]
-    if alive:
-        raise ActionFailed(f"{alive[0]} is still a primary: kill or fence it before promoting")
-    detected = monotonic()
-    candidates = replicas(roles)
-    if member is not None:
-        if member not in candidates:
-            raise ActionFailed(f"{member} is not a healthy replica (roles: {roles})")
-        candidates = [member]
-    if not candidates:
-        raise ActionFailed(f"no healthy replica to promote (roles: {roles})")
-    chosen = max(candidates, key=lambda n: _replay_lsn(ops.dsn(n)))
-    ctx.will_undo("timescaledb.heal_replicas")
-    degraded = ops.synchronous_wanted()
-    if degraded:
-        ops.set_synchronous(chosen, False)  # a standby ignores it; the new primary needs it
-    seconds = max(1, int(timeout))
-    ok = sql.fetch_value(ops.dsn(chosen, timeout + 2), "SELECT pg_promote(true, %s)",
-                         (seconds,), timeout=timeout + 2)
-    if not ok:
-        raise ActionFailed(f"{chosen} did not finish promotion within {seconds}s")
-    promoted = monotonic()
-    if isinstance(ops, RoutesPrimary):
-        ops.route_primary(chosen)  # e.g. a Kubernetes Service in-cluster clients use
-
-    sql.wait_writable(ops.dsn(chosen), timeout=timeout, what=f"{chosen} to accept writes")
-    ready = monotonic()
-    note = "; synchronous_standby_names degraded to '' until a replica is rebuilt"
-    return FaultResult(
-        summary=f"promoted {chosen} to primary in {ready - detected:.3f}s"
-        + (note if degraded else ""),
-        members=[chosen],
-        detail={"previous_roles": roles, "synchronous_degraded": degraded},
-        measurements={
-            "detect_seconds": round(detected - started, 3),
-            "promote_seconds": round(promoted - detected, 3),
-            "ready_seconds": round(ready - promoted, 3),
-            "detected_at": detected,
-            "promoted_at": promoted,
-            "ready_at": ready,
-        },
-    )

@@ -1,34 +1,32 @@
 """PostgresOps on kind: the TimescaleDB members as the pods of deploy/k8s/timescaledb.
 
-Members: `timescaledb-primary-0` and `timescaledb-replica-0` (StatefulSets named after the
-role each was CREATED with; live roles always come from `pg_is_in_recovery()`).
+Members: `timescaledb-0` and `timescaledb-1`, one StatefulSet of the timescaledb-ha image,
+each pod a Patroni running its PostgreSQL; the Kubernetes API is Patroni's DCS (its
+ConfigMaps `timescaledb-leader`, `-config`, `-sync`, `-failover`). Patroni decides the
+roles and labels its pod with its own (`role: master` on the leader, `role: replica` on a
+running replica); the Services select on that label, so clients follow a failover
+without drill. Drill never promotes anyone: a failover drill kills or freezes the leader
+and Patroni promotes the synchronous standby.
 
 How the local semantics map onto pods, and why:
 
 * Kept down until the rollback. A deleted pod is recreated at once by its StatefulSet, and
-  scaling the StatefulSet to 0 would drop the member from `target.members()` (which the
-  undo needs to find it). So the container's command waits while its hold file (the
+  scaling the StatefulSet down would drop members from `target.members()` (which the
+  undo needs to find them). So the container's command waits while its hold file (the
   target's, targets/kind/hold.py: annotation `drill.dev/hold-file`) exists on the
-  member's PVC before it starts PostgreSQL: `kill` writes it and deletes the pod (grace
-  0 for KILL; a fast shutdown then a graceful delete for TERM); the new pod stays NotReady
-  (no postgres) until `start_member` or `rebuild_replica` removes the file.
+  member's PVC before it execs Patroni: `kill` writes it and deletes the pod (KILL: every
+  process of the pod SIGKILLed first, grace 0: the leader lock is left to expire, as
+  after a crash; TERM: a graceful delete, whose SIGTERM makes Patroni stop PostgreSQL and
+  release the lock). The new pod stays NotReady (no Patroni) until `start_member` or
+  `rebuild_replica` removes the file.
 * Pause. `kill -STOP -1` run by the postgres user in the pod freezes every process of that
   user except the caller and the PID namespace's init, which ignores signals it has no
-  handler for (kill(2); the kernel skips "init" of the caller's namespace). The manifests
-  set `shareProcessNamespace: true`, so init is the pod's pause process and the postmaster
-  is frozen too (otherwise it would go on forking fresh backends). A NetworkPolicy is no
-  substitute: the drill reaches members through port-forwards, which enter the pod's
-  loopback and are not filtered, and the processes would keep running.
-* Promotion. The driver promotes with `pg_promote()`; `route_primary` then points the
-  Service `timescaledb-primary` (what Feast and the OMS use) at the promoted pod by its
-  `statefulset.kubernetes.io/pod-name` label, and back to the manifest's own selector
-  whenever timescaledb-primary-0 is the primary. Pod labels are left alone: `drill.dev/role`
-  is in the StatefulSets' selectors. Like the local target, a failover drill leaves the
-  roles swapped (heal rebuilds the old primary as a replica); the Service follows.
-* Synchronous replication. config_file is the read-only ConfigMap, so
-  synchronous_standby_names is changed with ALTER SYSTEM (postgresql.auto.conf in PGDATA,
-  read after config_file). A clone would inherit it: rebuild_replica deletes it from the
-  clone.
+  handler for (kill(2)). The manifests set `shareProcessNamespace: true`, so init is the
+  pod's pause process and Patroni and the postmaster are frozen too: a frozen leader stops
+  renewing its lock, as a frozen node would. Its stale `role` label stays, but its
+  readiness (Patroni's /readiness) fails, so the Services drop it.
+* Roles come from Patroni's pod label, a paused member being `paused` and a pod that is
+  not Ready `down` whatever its (stale) label says.
 Passwords come from the Secret the pods use and only ever go into libpq connection
 strings (never a log, a message or an argv: pg_basebackup in the pod reads it from the
 container's environment).
@@ -36,32 +34,28 @@ container's environment).
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 
 from drillrunner.core.errors import ActionFailed
-from drillrunner.core.waiting import poll_until
+from drillrunner.core.waiting import WaitTimeout, poll_until
 from drillrunner.services.timescaledb.kind_members import (
     ARCHIVE,
     CONFIGMAP,
     DATA,
-    HEADLESS,
-    NAME_LABEL,
-    NO_POSTGRES,
-    ORIGINAL_SELECTOR,
+    DCS_CONFIG,
+    PATRONI_CONF,
     PAUSE_SCRIPT,
     PGDATA,
     PITR,
     PITR_GATE,
-    PRIMARY_POD,
-    PRIMARY_SERVICE,
     READY_TIMEOUT,
     RESUME_SCRIPT,
-    ROLE_LABEL,
+    SCOPE,
     STREAM_TIMEOUT,
-    STS_POD_LABEL,
-    conf_value,
-    conninfo,
-    sql_literal,
+    SWITCHOVER_TIMEOUT,
+    patroni_role,
 )
 from drillrunner.services.timescaledb.kind_pitr import (
     KindPostgresPitr,
@@ -69,17 +63,20 @@ from drillrunner.services.timescaledb.kind_pitr import (
     pitr_pod,
     start_segment,
 )
-from drillrunner.services.timescaledb.ops import SERVICE
 from drillrunner.targets.base import Signal
 from drillrunner.targets.kind.apis import http_status
 
-__all__ = ["ARCHIVE", "DATA", "ORIGINAL_SELECTOR", "PAUSE_SCRIPT", "PGDATA", "PITR",
-           "PITR_GATE", "RESUME_SCRIPT", "KindPostgresOps", "export_wal_script", "pitr_pod",
-           "start_segment"]
+__all__ = ["ARCHIVE", "DATA", "PAUSE_SCRIPT", "PGDATA", "PITR", "PITR_GATE", "RESUME_SCRIPT",
+           "KindPostgresOps", "export_wal_script", "pitr_pod", "start_segment"]
+
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# Patroni's REST API from inside the pod (python3: the image's own).
+CLUSTER_SCRIPT = ("python3 -c \"import sys, urllib.request as u; sys.stdout.write(u.urlopen("
+                  "'http://127.0.0.1:8008/cluster', timeout=5).read().decode())\"")
 
 
 class KindPostgresOps(KindPostgresPitr):
-    """services/timescaledb/ops.py's PostgresOps (and RoutesPrimary) on the kind pods."""
+    """services/timescaledb/ops.py's PostgresOps on the kind pods, under Patroni."""
 
     # -- process faults ---------------------------------------------------------------
 
@@ -100,13 +97,13 @@ class KindPostgresOps(KindPostgresPitr):
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(pod.uid)  # first: a crash after the STOP is undone
         self.target.sh(ref, PAUSE_SCRIPT,
-                       what="freezing every postgres process (kill -STOP -1)")
+                       what="freezing every postgres-user process (kill -STOP -1)")
 
     def resume(self, member: str) -> None:
         """Thaw every process of the pod; idempotent (nothing frozen: nothing to do)."""
         if self.target.pod_exists(member):
             self.target.sh(self._ref(member), RESUME_SCRIPT,
-                           what="resuming every postgres process (kill -CONT -1)")
+                           what="resuming every postgres-user process (kill -CONT -1)")
         self._marker(member).unlink(missing_ok=True)
 
     def pause_process(self, member: str, pid: int) -> None:
@@ -131,136 +128,199 @@ class KindPostgresOps(KindPostgresPitr):
             what=f"resuming pid {pid}")
 
     def kill(self, member: str, sig: Signal = Signal.KILL) -> None:
-        """Hold the member down (its hold file on its PVC), then KILL: delete the pod with grace 0;
-        TERM: fast shutdown (SIGINT to the postmaster: a smart SIGTERM shutdown waits for
-        every client) and a graceful delete. Returns once the old pod is gone; its
-        replacement waits, NotReady, for start_member or rebuild_replica."""
+        """Hold the member down (its hold file on its PVC), then KILL: SIGKILL Patroni and
+        PostgreSQL and delete the pod with grace 0; TERM: delete it gracefully (Patroni
+        stops PostgreSQL and hands the leader lock over). Returns once the old pod is
+        gone; its replacement waits, NotReady, for start_member or rebuild_replica."""
         ref = self._container_up(member)
         if sig is Signal.TERM:
-            self.resume(member)  # a frozen postmaster cannot shut down
+            self.resume(member)  # a frozen Patroni cannot shut down
         self.target.hold(ref)
         if sig is Signal.KILL:
-            # A forced pod delete still SIGTERMs first (the kubelet's minimum grace), which
-            # PostgreSQL takes as a smart shutdown that keeps serving open sessions: SIGKILL
-            # every postgres process now (shared PID namespace), as the local kill -9 does.
+            # A forced pod delete still SIGTERMs first (the kubelet's minimum grace), on
+            # which Patroni would shut down cleanly and release the lock: SIGKILL every
+            # process of the pod's user now, as a crash would.
             self.target.sh(ref, "kill -KILL -1 2>/dev/null || true", what="kill -9")
-        if sig is Signal.TERM:
-            self.target.sh(
-                ref, f'pid=$(head -n1 {PGDATA}/postmaster.pid 2>/dev/null) && '
-                '[ "$(cat /proc/$pid/comm 2>/dev/null)" = postgres ] && kill -INT "$pid" '
-                "|| true", what="fast shutdown")
         self.target.kill(ref, sig, hold=False)  # held above, before the processes died
         self._marker(member).unlink(missing_ok=True)
 
     def start_member(self, member: str) -> None:
-        """Release the hold; return once the pod is Ready and answers queries."""
+        """Release the hold; return once Patroni runs the member's PostgreSQL (as leader
+        or replica: its role label, the pod Ready) and it answers queries."""
         ref = self._container_up(member)
         self.target.release(ref)
         self.target.start(ref, timeout=READY_TIMEOUT)
+        self._wait_patroni(member)
         self._wait_queries(member)
-        self._route_live_primary()
 
-    # -- replication ------------------------------------------------------------------
+    def _wait_patroni(self, member: str, timeout: float = READY_TIMEOUT) -> str:
+        role = ""
 
-    def _config(self) -> str:
-        return (self.target.read_config(CONFIGMAP) or {}).get("postgresql.conf", "")
+        def labelled() -> bool:
+            nonlocal role
+            labels, ready = self._pod_labels().get(member, ({}, False))
+            role = patroni_role(labels) or ""
+            return ready and bool(role)
+
+        try:
+            poll_until(labelled, timeout=timeout, interval=0.5,
+                       what=f"Patroni to run {member}'s PostgreSQL")
+        except WaitTimeout:
+            raise ActionFailed(f"{member}: Patroni labels no role on the pod (or it is not "
+                               f"Ready) {timeout:g}s after its start:\n"
+                               f"{self._log(self._ref(member))}") from None
+        return role
+
+    # -- roles, as Patroni reports them ---------------------------------------------------
+
+    def patroni_roles(self) -> dict[str, str]:
+        """member -> primary | replica | down | paused: Patroni's pod label on a Ready pod
+        (a frozen or dead Patroni leaves its last label, and fails readiness)."""
+        pods = self._pod_labels()
+        roles: dict[str, str] = {}
+        for m in self.members():
+            if self.is_paused(m.name):
+                roles[m.name] = "paused"
+                continue
+            labels, ready = pods.get(m.name, ({}, False))
+            roles[m.name] = (patroni_role(labels) or "down") if ready else "down"
+        return roles
+
+    def cluster_state(self) -> list[dict[str, object]]:
+        """Patroni's view of the cluster (GET /cluster of the first member whose Patroni
+        answers, through exec: its REST API is not forwarded), for the evidence."""
+        for m in self.members():
+            if self.patroni_roles().get(m.name) in ("down", "paused"):
+                continue
+            try:
+                out = self.target.sh(self._ref(m.name), CLUSTER_SCRIPT, timeout=15.0,
+                                     what="GET /cluster from Patroni")
+                doc = json.loads(out)
+            except (ActionFailed, ValueError):
+                continue
+            members = doc.get("members") if isinstance(doc, dict) else None
+            if isinstance(members, list):
+                return [x for x in members if isinstance(x, dict)]
+        return []
+
+    def leader(self) -> str | None:
+        leaders = [m for m, r in self.patroni_roles().items() if r == "primary"]
+        return leaders[0] if len(leaders) == 1 else None
+
+    def switchover(self, candidate: str | None = None,
+                   timeout: float = SWITCHOVER_TIMEOUT) -> str:
+        """A planned switchover: `patronictl switchover --force` in the leader's pod.
+        Returns the new leader once Patroni labels it and its pod is Ready."""
+        old = self.leader()
+        if old is None:
+            raise ActionFailed(f"no single Patroni leader to switch over from: "
+                               f"{self.patroni_roles()}")
+        if candidate is not None:
+            if candidate in (old, PITR) or not _NAME.fullmatch(candidate):
+                raise ActionFailed(f"{candidate!r} cannot take over from the leader {old}")
+            self._ref(candidate)  # raises on an unknown name
+        argv = ["patronictl", "-c", PATRONI_CONF, "switchover", SCOPE, "--leader", old,
+                *(["--candidate", candidate] if candidate else []), "--force"]
+        self.target.sh(self._ref(old), shlex.join(argv), timeout=timeout,
+                       what=f"patronictl switchover from {old}")
+
+        def moved() -> bool:
+            new = self.leader()
+            return new is not None and new != old and (candidate in (None, new))
+
+        try:
+            poll_until(moved, timeout=timeout, interval=0.5,
+                       what=f"Patroni to hand the leadership over from {old}")
+        except WaitTimeout:
+            raise ActionFailed(f"switchover from {old}: no new leader after {timeout:g}s "
+                               f"(roles {self.patroni_roles()})") from None
+        new = self.leader()
+        assert new is not None
+        return new
+
+    # -- settings ---------------------------------------------------------------------
+
+    def _patroni_yaml(self) -> dict[str, object]:
+        import yaml
+
+        text = (self.target.read_config(CONFIGMAP) or {}).get("patroni.yaml", "")
+        doc = yaml.safe_load(text) if text else None
+        return doc if isinstance(doc, dict) else {}
+
+    def _live_dcs(self) -> dict[str, object] | None:
+        """The cluster-wide settings Patroni keeps (annotation `config` of its ConfigMap);
+        None before the cluster exists."""
+        try:
+            cm = self.target.apis.core.read_namespaced_config_map(DCS_CONFIG,
+                                                                  self.target.namespace)
+        except Exception as exc:
+            if http_status(exc) == 404:
+                return None
+            raise
+        raw = ((cm.metadata.annotations if cm.metadata else None) or {}).get("config")
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
 
     def synchronous_wanted(self) -> bool:
-        """The ConfigMap's `synchronous_standby_names` key (applied by the init script with
-        ALTER SYSTEM: in postgresql.conf it would hang the image's first-start init)."""
-        names = (self.target.read_config(CONFIGMAP) or {}).get("synchronous_standby_names", "")
-        return bool(names.strip().strip("'\""))
+        """Patroni's synchronous_mode: the live cluster's, else the manifest's bootstrap."""
+        dcs = self._live_dcs()
+        if dcs is None:
+            boot = _section(self._patroni_yaml(), "bootstrap")
+            dcs = _section(boot, "dcs")
+        return dcs.get("synchronous_mode") is True or str(
+            dcs.get("synchronous_mode")).lower() in ("true", "on", "quorum")
 
     def timescaledb_installed(self) -> bool:
-        """The image carries the extension; the ConfigMap must preload it."""
-        libs = conf_value(self._config(), "shared_preload_libraries") or ""
+        """The image carries the extension; Patroni's configuration must preload it."""
+        pg = _section(self._patroni_yaml(), "postgresql")
+        libs = str(_section(pg, "parameters").get("shared_preload_libraries") or "")
         return "timescaledb" in [lib.strip() for lib in libs.split(",")]
 
-    def set_synchronous(self, member: str, enabled: bool) -> None:
-        from drillrunner.services.timescaledb import sql
-
-        ref = self._ref(member)
-        if not self.target.is_running(ref):
-            raise ActionFailed(f"{member} is not running: cannot set "
-                               "synchronous_standby_names on it")
-        peers = [m.name for m in self.members() if m.name != member]
-        want = ", ".join(f'"{p}"' for p in peers) if enabled else ""
-        dsn = self.dsn(member)
-        sql.fetch(dsn, f"ALTER SYSTEM SET synchronous_standby_names = {sql_literal(want)}")
-        sql.fetch(dsn, "SELECT pg_reload_conf()")
-        sql.wait_setting(dsn, "synchronous_standby_names", want,
-                         what=f"{member} to load synchronous_standby_names={want!r}")
+    # -- replicas ---------------------------------------------------------------------
 
     def rebuild_replica(self, member: str, primary: str) -> None:
-        """Hold and stop the member (a fresh pod: no old postmaster may touch the data),
-        wipe PGDATA and clone `primary` with pg_basebackup -R in the pod, release it and
-        wait until the primary sees it streaming under its own name."""
+        """Patroni's reinitialize (`patronictl reinit --force --wait`): it wipes the member
+        and clones the leader; returns once the leader sees it streaming. A held member is
+        released first: its Patroni must run (its PostgreSQL need not: a member that
+        cannot start is what a rebuild is for), so reinit is retried until it answers."""
         if member == primary:
             raise ActionFailed(f"refusing to rebuild {member}: it is the primary")
         if PITR in (member, primary):
             raise ActionFailed(f"{PITR} is a temporary restore copy, not a member of the "
                                "replicated cluster")
         self._ref(primary)  # raises on an unknown name
-        self.kill(member, Signal.TERM)
+        if self.is_paused(member):
+            self.resume(member)
         ref = self._container_up(member)
-        hold = shlex.quote(self.target.hold_path(ref))
-        source = conninfo(host=f"{primary}.{HEADLESS}", port=5432, user="replicator",
-                          application_name=member)
-        script = "\n".join([
-            "set -eu",
-            NO_POSTGRES,
-            f'test -e {hold} || {{ echo "{member} is not held down" >&2; exit 1; }}',
-            # The replication password is in the container's environment (the primary
-            # StatefulSet names it REPLICATION_PASSWORD, the replica's PGPASSWORD).
-            'export PGPASSWORD="${REPLICATION_PASSWORD:-${PGPASSWORD:-}}"',
-            # The member's old WAL archive belongs to a history it no longer has (the local
-            # target clears it on a new clone too); it would only fill the volume.
-            f"rm -rf {PGDATA} {ARCHIVE}",
-            f"pg_basebackup -D {PGDATA} -X stream -c fast -R -w -d {shlex.quote(source)}",
-            f"sed -i '/^synchronous_standby_names/d' {PGDATA}/postgresql.auto.conf",
-            f"rm -f {hold}",
-        ])
-        self.target.sh(ref, script, timeout=900.0,
-                       what=f"cloning {member} from {primary} with pg_basebackup")
-        self.target.start(ref, timeout=READY_TIMEOUT)
-        self._wait_queries(member)
+        self.target.release(ref)
+        script = shlex.join(["patronictl", "-c", PATRONI_CONF, "reinit", SCOPE, member,
+                             "--force", "--wait"])
+        failure: list[str] = []
+
+        def reinit() -> bool:
+            try:
+                self.target.sh(ref, script, timeout=900.0,
+                               what=f"patronictl reinit of {member}")
+            except ActionFailed as exc:
+                failure[:] = [str(exc)]
+                return False
+            return True
+
+        try:
+            poll_until(reinit, timeout=READY_TIMEOUT, interval=2.0,
+                       what=f"Patroni to reinitialize {member}")
+        except WaitTimeout:
+            raise ActionFailed(failure[-1] if failure else
+                               f"{member}: Patroni did not reinitialize it") from None
         from drillrunner.services.timescaledb import sql
 
         poll_until(lambda: sql.streams(self.dsn(primary), member), timeout=STREAM_TIMEOUT,
-                   interval=0.2, what=f"{member} to stream from {primary}")
-        self._route_live_primary()
+                   interval=0.5, what=f"{member} to stream from {primary}")
 
-    # -- routing ----------------------------------------------------------------------
 
-    def route_primary(self, member: str) -> None:
-        """Point the Service timescaledb-primary at `member`; idempotent. The manifest's
-        selector (by the creation-time role label) is put back for timescaledb-primary-0."""
-        if member == PITR:
-            raise ActionFailed(f"refusing to route Service {PRIMARY_SERVICE} to {PITR}: it "
-                               "is a temporary restore copy")
-        self._ref(member)  # raises on an unknown name
-        core, ns = self.target.apis.core, self.target.namespace
-        try:
-            svc = core.read_namespaced_service(PRIMARY_SERVICE, ns)
-        except Exception as exc:
-            if http_status(exc) == 404:
-                raise ActionFailed(f"no Service {PRIMARY_SERVICE} in namespace {ns}: "
-                                   f"cannot route clients to {member}") from None
-            raise
-        current = dict(svc.spec.selector or {})
-        if member == PRIMARY_POD:
-            want: dict[str, str | None] = {**ORIGINAL_SELECTOR, STS_POD_LABEL: None}
-        else:
-            want = {NAME_LABEL: SERVICE, ROLE_LABEL: None, STS_POD_LABEL: member}
-        if {k: v for k, v in want.items() if v is not None} == current:
-            return
-        # A strategic merge patch merges maps: a key is removed by setting it to null.
-        core.patch_namespaced_service(PRIMARY_SERVICE, ns, {"spec": {"selector": want}})
-
-    def _route_live_primary(self) -> None:
-        """Route the Service to the one live primary, if there is exactly one."""
-        from drillrunner.services.timescaledb.roles import Role, member_roles
-
-        primaries = [n for n, r in member_roles(self.target).items() if r == Role.PRIMARY]
-        if len(primaries) == 1:
-            self.route_primary(primaries[0])
+def _section(doc: object, key: str) -> dict[str, object]:
+    value = doc.get(key) if isinstance(doc, dict) else None
+    return value if isinstance(value, dict) else {}

@@ -13,31 +13,38 @@ from drillrunner.targets.base import MemberRef
 from drillrunner.targets.kind.deployments import KindDeployment
 from drillrunner.targets.pods import KindPods
 
-PRIMARY_POD = "timescaledb-primary-0"  # the pod the manifests' Service selects
-PRIMARY_SERVICE = "timescaledb-primary"
+STATEFULSET = "timescaledb"  # members timescaledb-0, timescaledb-1 (one Patroni cluster)
+SCOPE = "timescaledb"  # Patroni's cluster name: its ConfigMaps are timescaledb-leader...
+PRIMARY_SERVICE = "timescaledb-primary"  # selects Patroni's leader label
 HEADLESS = "timescaledb-headless"
 SECRET, PASSWORD_KEY = "timescaledb-credentials", "postgres-password"
-CONFIGMAP = "timescaledb-config"
+CONFIGMAP = "timescaledb-patroni"  # patroni.yaml, pgbackrest.conf (deploy/k8s/timescaledb)
+DCS_CONFIG = f"{SCOPE}-config"  # Patroni's live cluster-wide settings (annotation `config`)
+PATRONI_CONF = "/etc/timescaledb/patroni.yaml"
 PG_USER = "postgres"
-PGDATA = "/var/lib/postgresql/data/pgdata"
+DATA = "/home/postgres/pgdata"  # the data volume's mount point (PVC; pitr: ephemeral PVC)
+PGDATA = f"{DATA}/data"  # Patroni's postgresql.data_dir
+REPO = "/home/postgres/pgbackrest"  # the member's pgBackRest repository (its own PVC)
+STANZA = "timescaledb"
 PITR = "timescaledb-pitr-0"
 PITR_CLAIM = f"{PITR}-data"  # the generic ephemeral volume's claim: <pod>-<volume>
-DATA = "/var/lib/postgresql/data"  # the data volume's mount point (PVC; pitr: ephemeral PVC)
-ARCHIVE = f"{DATA}/wal-archive"  # archive_command's folder (deploy/k8s/timescaledb/configmap)
+ARCHIVE = f"{DATA}/wal-archive"  # the restore copy's archived segments (restore_command)
 BACKUP_STAGE = f"{DATA}/drill-backup"  # pg_basebackup's output in the source pod, then removed
 WAL_EXPORT = f"{DATA}/drill-wal-export.tar.gz"  # archived segments on their way out
+WAL_STAGE = f"{DATA}/drill-wal-export"  # segments fetched from pgBackRest before packing
 INCOMING = f"{DATA}/drill-incoming"  # the backup and the segments in the pitr pod
 PITR_GATE = f"{DATA}/drill-restored"  # the pitr container starts PostgreSQL once it exists
 SOCKETS = "/var/run/postgresql"
 BACKUP_FILES = ("base.tar.gz", "pg_wal.tar.gz")  # pg_basebackup -Ft -z -X stream
 CHUNK = 96 * 1024  # base64 per exec: one argv is at most 128 KiB
 NAME_LABEL = "app.kubernetes.io/name"
-ROLE_LABEL = "drill.dev/role"
-STS_POD_LABEL = "statefulset.kubernetes.io/pod-name"
-ORIGINAL_SELECTOR = {NAME_LABEL: SERVICE, ROLE_LABEL: "primary"}
+# Patroni's pod label and its values (pinned in the StatefulSet's PATRONI_KUBERNETES_*).
+ROLE_LABEL, LEADER_VALUE, FOLLOWER_VALUE = "role", "master", "replica"
+PITR_LABEL = "drill.dev/role"  # `pitr` on the restore copy (no Patroni label: no Service)
 READY_TIMEOUT = 180.0  # a new pod: scheduling, volume attach, crash recovery
 QUERY_TIMEOUT = 30.0
 STREAM_TIMEOUT = 60.0
+SWITCHOVER_TIMEOUT = 60.0
 
 # Run by the postgres user through exec: every process of that user in the pod's PID
 # namespace but the caller and init (tests/unit/test_kind_postgres.py checks this in a real
@@ -140,6 +147,14 @@ class KindPostgresMembers(KindDeployment):
                                f"({why})") from None
         return ref
 
+    def _pod_labels(self) -> dict[str, tuple[dict[str, str], bool]]:
+        """Each live pod of the service: its labels and whether it is Ready (one list)."""
+        from drillrunner.targets.kind.lookup import ready
+
+        pods = self.target.apis.core.list_namespaced_pod(
+            self.target.namespace, label_selector=self.target.selector(SERVICE)).items
+        return {p.metadata.name: (dict(p.metadata.labels or {}), ready(p)) for p in pods}
+
     def _marker(self, member: str) -> Path:
         return self.target.state / "timescaledb" / f"paused-{member}"
 
@@ -151,3 +166,14 @@ class KindPostgresMembers(KindDeployment):
         poll_until(lambda: sql.fetch(self.dsn(member), "SELECT 1") == [(1,)],
                    timeout=QUERY_TIMEOUT, interval=0.2, what=f"{member} to accept queries",
                    retry_on=(psycopg.Error,))
+
+
+def patroni_role(labels: dict[str, str] | None) -> str | None:
+    """primary / replica from Patroni's pod label; None while it labels no role (starting,
+    stopped, creating a replica)."""
+    value = (labels or {}).get(ROLE_LABEL)
+    if value in (LEADER_VALUE, "primary"):  # `primary`: Patroni 4's unpinned default
+        return "primary"
+    if value == FOLLOWER_VALUE:
+        return "replica"
+    return None

@@ -1,16 +1,17 @@
 """Point-in-time restore of TimescaleDB on kind (part of KindPostgresOps).
 
-Each member archives its WAL to `wal-archive` on its own PVC
-  (archive_mode in the ConfigMap; ReadWriteOnce volumes share nothing). `base_backup` runs
-  pg_basebackup (tar, gzip) in the source pod and keeps the files on the host, in the
-  evidence folder. `restore_pitr` creates a bare pod `timescaledb-pitr-0` (labelled
-  drill.dev/role=pitr: no Service routes to it, `members()` and the roles leave it out)
-  whose container waits for a marker before it starts PostgreSQL; drill copies the backup
-  and the current primary's archived segments into it through exec, writes
-  recovery.signal and releases it. The recovery settings are command-line options of the
-  pod (they override the ConfigMap, so the copy archives nothing and waits for no
-  standby). Its data is a generic ephemeral volume (a PVC deleted with the pod): no data
-  on emptyDir, as the audit wants.
+The leader archives its WAL into its pgBackRest repository (archive_command in Patroni's
+configuration; each member's repository is its own PVC). `base_backup` runs
+pg_basebackup (tar, gzip) in the source pod and keeps the files on the host, in the
+evidence folder. `restore_pitr` creates a bare pod `timescaledb-pitr-0` (labelled
+drill.dev/role=pitr and without Patroni's labels: no Service routes to it, `members()`
+and the roles leave it out) whose container waits for a marker before it starts
+PostgreSQL, outside Patroni; drill copies the backup and the current primary's archived
+segments (fetched with `pgbackrest archive-get`) into it through exec, writes
+recovery.signal and releases it. The recovery settings are command-line options of the
+pod (they override the postgresql.conf Patroni wrote into the backup, so the copy
+archives nothing and waits for no standby). Its data is a generic ephemeral volume (a
+PVC deleted with the pod): no data on emptyDir, as the audit wants.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from drillrunner.services.timescaledb.kind_members import (
     BACKUP_FILES,
     BACKUP_STAGE,
     CHUNK,
-    CONFIGMAP,
     DATA,
     INCOMING,
     NAME_LABEL,
@@ -35,10 +35,13 @@ from drillrunner.services.timescaledb.kind_members import (
     PITR,
     PITR_CLAIM,
     PITR_GATE,
+    PITR_LABEL,
     READY_TIMEOUT,
-    ROLE_LABEL,
+    REPO,
     SOCKETS,
+    STANZA,
     WAL_EXPORT,
+    WAL_STAGE,
     KindPostgresMembers,
 )
 from drillrunner.services.timescaledb.ops import SERVICE
@@ -53,8 +56,8 @@ class KindPostgresPitr(KindPostgresMembers):
     def base_backup(self, source: str, dest: Path) -> Path:
         """pg_basebackup (tar, gzip, WAL streamed) in the source pod as `replicator` over
         127.0.0.1 (pg_hba's `local all` does not match replication connections), its files
-        copied into `dest` on the host; then the source's archive is pruned of segments
-        older than this backup (a 2 GiB PVC holds it; no restore needs them any more)."""
+        copied into `dest` on the host. The archived WAL stays in pgBackRest's repository,
+        whose retention (repo1-retention-full) expires it with its own backups."""
         if source == PITR:
             raise ActionFailed(f"refusing to back up {PITR}: it is a temporary restore copy")
         dest.mkdir(parents=True, exist_ok=True)
@@ -71,9 +74,7 @@ class KindPostgresPitr(KindPostgresMembers):
                 (dest / name).write_bytes(data)
         finally:
             self.target.sh(ref, f"rm -rf {BACKUP_STAGE}", what=f"removing {BACKUP_STAGE}")
-        start = start_segment(dest / "base.tar.gz")
-        self.target.sh(ref, f"if [ -d {ARCHIVE} ]; then pg_archivecleanup {ARCHIVE} "
-                       f"{start}; fi", what=f"pruning {ARCHIVE} before {start}")
+        start_segment(dest / "base.tar.gz")  # refuses a backup without its start
         return dest
 
     def pitr_member(self) -> MemberRef:
@@ -219,9 +220,9 @@ def backup_script() -> str:
         "set -eu",
         f'mode=$(psql -h {SOCKETS} -U {PG_USER} -XAtc "SHOW archive_mode")',
         '[ "$mode" != off ] || { echo "archive_mode is off: no WAL archive to restore '
-        'from (apply deploy/k8s/timescaledb/configmap.yaml and restart the pod)" >&2; '
+        'from (Patroni\'s parameters: patronictl edit-config, then a restart)" >&2; '
         "exit 1; }",
-        'export PGPASSWORD="${REPLICATION_PASSWORD:-${PGPASSWORD:-}}"',
+        'export PGPASSWORD="${PATRONI_REPLICATION_PASSWORD:-}"',
         f"rm -rf {BACKUP_STAGE}",
         f"pg_basebackup -h 127.0.0.1 -U replicator -w -D {BACKUP_STAGE} -Ft -z -X stream "
         "-c fast -l drill-pitr",
@@ -229,19 +230,30 @@ def backup_script() -> str:
 
 
 def export_wal_script(start: str) -> str:
-    """Run in the primary's pod: gzipped tar of the archived segments from `start`'s
-    position on (any timeline) and every history file, base64 on stdout."""
+    """Run in the primary's pod: the segments of its pgBackRest repository from `start`'s
+    position on (any timeline) and every history file, fetched with `pgbackrest
+    archive-get` (which decompresses and checks them), as a gzipped tar, base64 on
+    stdout."""
     if not re.fullmatch(r"[0-9A-F]{24}", start):
         raise ActionFailed(f"{start!r} is not a WAL segment name")
+    root = f"{REPO}/archive/{STANZA}"
     return "\n".join([
         "set -eu",
-        f"trap 'rm -f {WAL_EXPORT}' EXIT",
-        f'cd {ARCHIVE} 2>/dev/null || {{ echo "no WAL archive ({ARCHIVE}): is '
-        'archive_mode on?" >&2; exit 1; }',
-        f"set -- $(ls -1 | awk -v s={start} "
-        "'(length($0) == 24 && substr($0, 9) >= substr(s, 9)) || /[.]history$/')",
-        f'[ $# -gt 0 ] || {{ echo "no archived WAL segment from {start} on" >&2; exit 1; }}',
-        f'tar -czf {WAL_EXPORT} "$@"',
+        f"trap 'rm -rf {WAL_STAGE} {WAL_EXPORT}' EXIT",
+        f'[ -d {root} ] || {{ echo "no pgBackRest WAL archive ({root}): is archive_mode '
+        'on, and has this member archived as the leader?" >&2; exit 1; }',
+        # Repository files are <segment>-<sha1>[.gz|.lz4|...] and <timeline>.history.
+        f"names=$(find {root} -type f | sed 's|.*/||' | awk -v s={start} '"
+        "/^[0-9A-F]+[.]history$/ {print; next} "
+        "substr($0, 25, 1) == \"-\" && substr($0, 1, 24) !~ /[^0-9A-F]/ "
+        "&& substr($0, 9, 16) >= substr(s, 9) {print substr($0, 1, 24)}' | sort -u)",
+        f'[ -n "$names" ] || {{ echo "no archived WAL segment from {start} on" >&2; '
+        "exit 1; }",
+        f"rm -rf {WAL_STAGE}",
+        f"mkdir -p {WAL_STAGE}",
+        f'for n in $names; do pgbackrest --stanza={STANZA} archive-get "$n" '
+        f'"{WAL_STAGE}/$n"; done',
+        f"tar -czf {WAL_EXPORT} -C {WAL_STAGE} .",
         f"base64 < {WAL_EXPORT}",
     ])
 
@@ -266,11 +278,11 @@ def restore_script() -> str:
     ])
 
 
-# The restore container: wait for the gate, then the image's entrypoint (it finds a data
-# folder, so it runs postgres without initdb).
+# The restore container: wait for the gate, then PostgreSQL itself (outside Patroni: the
+# copy is no member of the cluster).
 GATE_COMMAND = (f"trap 'exit 0' TERM INT\n"
                 f"until [ -e {PITR_GATE} ]; do sleep 0.5; done\n"
-                'exec docker-entrypoint.sh "$@"\n')
+                'exec postgres "$@"\n')
 
 
 def start_segment(base_tar: Path) -> str:
@@ -297,15 +309,16 @@ def pitr_pod(namespace: str, image: str, target_time: str) -> dict[str, Any]:
     labels = {NAME_LABEL: SERVICE, "app.kubernetes.io/part-of": "drill-stack",
               "app.kubernetes.io/managed-by": "drill",
               # Not "server": Feast and the OMS build their DSNs from the server pods.
-              "drill.dev/member-kind": "restore", ROLE_LABEL: "pitr"}
+              "drill.dev/member-kind": "restore", PITR_LABEL: "pitr"}
     ready = ["pg_isready", "-U", PG_USER, "-h", "127.0.0.1"]
-    args = ["postgres", "-c", "config_file=/etc/timescaledb/postgresql.conf",
-            # Overrides of the ConfigMap and of the backup's postgresql.auto.conf: a copy
-            # archives nothing, waits for no standby and streams from no one (a clone made
-            # with -R, later promoted, keeps primary_conninfo there).
+    args = ["-D", PGDATA,
+            # Overrides of the postgresql.conf Patroni wrote into the backup: a copy
+            # archives nothing, waits for no standby and streams from no one.
             "-c", "archive_mode=off", "-c", "synchronous_standby_names=",
             "-c", "primary_conninfo=",
-            "-c", f"cluster_name={PITR}",
+            "-c", f"cluster_name={PITR}", "-c", "listen_addresses=*", "-c", "port=5432",
+            "-c", f"unix_socket_directories={SOCKETS}",
+            "-c", "shared_preload_libraries=timescaledb",
             "-c", f"restore_command=cp {ARCHIVE}/%f %p",
             "-c", f"recovery_target_time={target_time}",
             "-c", "recovery_target_action=promote"]
@@ -319,8 +332,9 @@ def pitr_pod(namespace: str, image: str, target_time: str) -> dict[str, Any]:
             # The postmaster is not PID 1: orphans re-parented to it (a probe's pg_isready
             # whose shell timed out) would look like crashed backends and restart it.
             "shareProcessNamespace": True,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 70, "runAsGroup": 70,
-                                "fsGroup": 70, "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                                "fsGroup": 1000,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{
                 "name": SERVICE,
                 "image": image,
@@ -340,7 +354,6 @@ def pitr_pod(namespace: str, image: str, target_time: str) -> dict[str, Any]:
                 "securityContext": {"allowPrivilegeEscalation": False,
                                     "capabilities": {"drop": ["ALL"]}},
                 "volumeMounts": [{"name": "data", "mountPath": DATA},
-                                 {"name": "config", "mountPath": "/etc/timescaledb"},
                                  {"name": "run", "mountPath": SOCKETS}],
             }],
             "volumes": [
@@ -350,7 +363,6 @@ def pitr_pod(namespace: str, image: str, target_time: str) -> dict[str, Any]:
                                             "app.kubernetes.io/part-of": "drill-stack"}},
                     "spec": {"accessModes": ["ReadWriteOnce"],
                              "resources": {"requests": {"storage": "2Gi"}}}}}},
-                {"name": "config", "configMap": {"name": CONFIGMAP}},
                 {"name": "run", "emptyDir": {}},  # the unix socket only
             ],
         },

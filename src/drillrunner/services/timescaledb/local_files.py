@@ -1,7 +1,8 @@
 """The local PostgreSQL deployment's layout and files: data folders, the binaries and
-their versions, the `postgres` user's ownership, initdb and each member's drill.conf.
+their versions, the `postgres` user's ownership and drill's PostgreSQL settings.
 
-PostgresDeployment (local.py) adds the processes, replication and backups on top.
+PgBackRestBackups (local_backup.py) adds backups and restores, PostgresDeployment
+(local.py) the members under Patroni.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import shlex
 import shutil
 import stat
 import subprocess
@@ -17,7 +17,9 @@ from functools import cached_property
 from pathlib import Path
 
 from drillrunner.core.errors import MissingBinary, StackError
+from drillrunner.services.timescaledb import pgbackrest
 from drillrunner.services.timescaledb.ops import SERVICE
+from drillrunner.services.timescaledb.spec import PostgresSettings
 from drillrunner.stack.settings import StackSettings
 from drillrunner.targets.base import MemberRef
 from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
@@ -25,19 +27,8 @@ from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
 STANDING = ("tsdb-0", "tsdb-1")
 PITR = "tsdb-pitr"
 PG_USER = "postgres"
-CONF = "drill.conf"
 TOOLS = ("postgres", "initdb", "pg_basebackup")
 INSTALL = "install the Debian package postgresql-15 (apt-get install postgresql-15)"
-# Settings that only take effect after a restart (a reload leaves them pending).
-RESTART_KEYS = {
-    "shared_preload_libraries", "wal_level", "archive_mode", "max_wal_senders",
-    "max_replication_slots", "max_connections", "shared_buffers",
-}
-def _q(value: str) -> str:
-    """A postgresql.conf string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def find_bindir() -> Path:
     """The newest Debian-layout bindir, else what `pg_config --bindir` says."""
     candidates = []
@@ -208,14 +199,6 @@ class PostgresFiles:
     def _has_data(self, name: str) -> bool:
         return (self.datadir(name) / "PG_VERSION").exists()
 
-    def _is_standby(self, name: str) -> bool:
-        return (self.datadir(name) / "standby.signal").exists()
-
-    def _timeline(self, name: str) -> int:
-        """Highest timeline the data folder knows: a promotion leaves a history file."""
-        found = [int(p.name[:8], 16) for p in (self.datadir(name) / "pg_wal").glob("*.history")]
-        return max(found, default=1)
-
     def _wipe(self, name: str) -> Path:
         path = self.datadir(name)
         if path.exists():
@@ -224,77 +207,34 @@ class PostgresFiles:
         self._own(path, 0o700)
         return path
 
-    def _initdb(self, name: str) -> None:
-        path = self._wipe(name)
-        # A new cluster: the archive's segments belong to the previous one and would
-        # collide with this cluster's segment names.
-        shutil.rmtree(self.archive)
-        self.archive.mkdir()
-        self._own(self.archive, 0o700)
-        self._run(str(self.bindir / "initdb"), "-D", str(path), "-U", PG_USER, "-A", "trust",
-                  "-E", "UTF8", "--locale=C", "--data-checksums")
-        with open(path / "postgresql.conf", "a") as f:
-            f.write(f"\n# drill's settings, rewritten on every 'drill stack up'\n"
-                    f"include '{CONF}'\n")
-
-    def _conf_text(self, name: str, synchronous: bool, recovery_target: str | None) -> str:
-        archive = shlex.quote(str(self.archive))
-        dest = f"{archive}/%f"
-        lines = {
+    def parameters(self, recovery_target: str | None = None) -> dict[str, str]:
+        """drill's PostgreSQL settings (raw values): Patroni writes them into each
+        member's postgresql.conf; a restored copy gets them with its recovery target."""
+        params = {
             "wal_level": "replica",
             "max_wal_senders": "10",
             "max_replication_slots": "10",
             "max_connections": "100",
-            "shared_buffers": _q("32MB"),
-            "wal_keep_size": _q("256MB"),
-            "hot_standby": "on",
-            "wal_receiver_status_interval": _q("1s"),
-            "wal_retrieve_retry_interval": _q("1s"),
+            "shared_buffers": "32MB",
+            "wal_keep_size": "256MB",
+            "wal_receiver_status_interval": "1s",
+            "wal_retrieve_retry_interval": "1s",
             "synchronous_commit": "on",
-            "log_line_prefix": _q("%m [%p] %q%a "),
+            "log_line_prefix": "%m [%p] %q%a ",
         }
-        peers = [p for p in STANDING if p != name]
-        lines["synchronous_standby_names"] = _q(
-            ", ".join(f'"{p}"' for p in peers) if synchronous and name != PITR else ""
-        )
         if recovery_target is None:
-            lines["archive_mode"] = "on"
-            # Never overwrite an archived segment; re-archiving an identical one succeeds.
-            lines["archive_command"] = _q(
-                f"test -f {dest} && cmp -s %p {dest} || "
-                f"(test ! -f {dest} && cp %p {dest}.tmp && mv {dest}.tmp {dest})"
-            )
+            params["archive_mode"] = "on"
+            params["archive_command"] = pgbackrest.archive_command(
+                self, self.settings.of(PostgresSettings).wal_archive)
         else:
-            # A restored copy must not archive into the cluster's archive (its new
+            # A restored copy must not archive into the cluster's repository (its new
             # timeline's history file would collide with the real cluster's next one).
-            lines["archive_mode"] = "off"
-            lines["restore_command"] = _q(f"cp {dest} %p")
-            lines["recovery_target_time"] = _q(recovery_target)
-            lines["recovery_target_action"] = _q("promote")
+            params["archive_mode"] = "off"
+            params["restore_command"] = pgbackrest.restore_command(self)
+            params["recovery_target_time"] = recovery_target
+            params["recovery_target_action"] = "promote"
         if self.timescaledb_installed():
-            lines["shared_preload_libraries"] = _q("timescaledb")
-            lines["timescaledb.telemetry_level"] = "off"
-        body = "\n".join(f"{k} = {v}" for k, v in lines.items())
-        return f"# Written by drill; every 'drill stack up' rewrites it.\n{body}\n"
+            params["shared_preload_libraries"] = "timescaledb"
+            params["timescaledb.telemetry_level"] = "off"
+        return params
 
-    def _write_conf(self, name: str, synchronous: bool,
-                    recovery_target: str | None = None) -> set[str]:
-        """Write the member's drill.conf; return the names of the settings that changed."""
-        path = self.datadir(name) / CONF
-        new = self._conf_text(name, synchronous, recovery_target)
-        old = path.read_text() if path.exists() else ""
-        if new == old:
-            return set()
-        path.write_text(new)
-        self._own(path, 0o600)
-        before, after = _parse_conf(old), _parse_conf(new)
-        return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
-
-
-def _parse_conf(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith("#"):
-            out[key.strip()] = value.strip()
-    return out

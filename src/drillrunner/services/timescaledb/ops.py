@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from drillrunner.core.errors import ActionFailed
+from drillrunner.services.timescaledb.pgbackrest import (
+    BackupEntry,
+    BackupType,
+    Outcome,
+    VerifyReport,
+)
 from drillrunner.targets.base import MemberRef, Signal, Target
 
 SERVICE = "timescaledb"
@@ -49,12 +55,19 @@ class PostgresOps(Protocol):
     def synchronous_wanted(self) -> bool:
         """Whether the stack's settings ask for synchronous replication."""
 
-    def set_synchronous(self, member: str, enabled: bool) -> None:
-        """Set synchronous_standby_names on `member` (to its peers, or to '') and reload."""
+    def patroni_roles(self) -> dict[str, str]:
+        """member -> primary | replica | down | paused, as the HA manager (Patroni) says."""
+
+    def cluster_state(self) -> list[dict[str, object]]:
+        """Patroni's view of the cluster (its /cluster members), for the evidence."""
+
+    def switchover(self, candidate: str | None = None, timeout: float = 60.0) -> str:
+        """A planned switchover by Patroni to `candidate` (any replica if None); returns
+        the new leader once Patroni reports it done."""
 
     def rebuild_replica(self, member: str, primary: str) -> None:
-        """Stop and wipe `member`, clone it from `primary` as a streaming standby, start it
-        and return once the primary sees it streaming."""
+        """Have the HA manager reinitialize `member` from `primary` (wipe and clone) and
+        return once the primary sees it streaming."""
 
     def base_backup(self, source: str, dest: Path) -> Path:
         """A plain-format base backup of `source` (WAL included) in the empty folder `dest`."""
@@ -73,12 +86,30 @@ class PostgresOps(Protocol):
 
 
 @runtime_checkable
-class RoutesPrimary(Protocol):
-    """Targets whose clients reach the primary through something the target must repoint
-    after a promotion (kind: the Service timescaledb-primary). Local clients use a
-    multi-host connection string and need nothing."""
+class BacksUpWithPgBackRest(Protocol):
+    """Targets whose WAL is archived by pgBackRest (stanza `drill`): full and incremental
+    backups of the current primary, `pgbackrest verify`, restores to a point in time into
+    the PITR member. A separate protocol so a target without it keeps PostgresOps."""
 
-    def route_primary(self, member: str) -> None: ...
+    def backup_repo(self) -> Path:
+        """The repository's folder (backups under backup/<stanza>/<label>/)."""
+
+    def ensure_stanza(self) -> None:
+        """Write pgBackRest's configuration and create the stanza (idempotent)."""
+
+    def pgbackrest_check(self) -> Outcome:
+        """`pgbackrest check`: WAL from the primary reaches the repository."""
+
+    def pgbackrest_backup(self, kind: BackupType) -> tuple[BackupEntry, float]:
+        """A backup of the primary now; its `pgbackrest info` entry and seconds taken."""
+
+    def pgbackrest_info(self) -> tuple[str, list[BackupEntry]]: ...
+
+    def pgbackrest_verify(self) -> VerifyReport: ...
+
+    def pgbackrest_restore(self, target_time: str, label: str | None = None) -> MemberRef:
+        """Restore into the PITR member up to `target_time`, then promote; returns once it
+        runs (recovery may still be going on)."""
 
 
 @runtime_checkable
@@ -88,6 +119,14 @@ class StagesRestore(Protocol):
     before the restore is timed. Locally that copy is a plain file copy and part of it."""
 
     def stage_restore(self, backup: Path, target_time: str) -> None: ...
+
+
+@runtime_checkable
+class PredictsFailover(Protocol):
+    """Targets that know their HA manager's timings (the local Patroni settings): a
+    failover fault reports the window they predict beside the RTO it will measure."""
+
+    def predicted_failover(self) -> tuple[float, float]: ...
 
 
 def pg_ops(target: Target) -> PostgresOps:

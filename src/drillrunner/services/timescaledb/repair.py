@@ -5,7 +5,7 @@ from __future__ import annotations
 from drillrunner.core.actions import action
 from drillrunner.core.errors import ActionFailed
 from drillrunner.core.verdicts import FaultResult
-from drillrunner.core.waiting import monotonic, poll_until
+from drillrunner.core.waiting import WaitTimeout, monotonic, poll_until
 from drillrunner.engine.context import RunContext
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import SERVICE, PostgresOps, pg_ops
@@ -16,82 +16,116 @@ def streams_from(ops: PostgresOps, primary: str, member: str, sync: bool | None 
     return sql.streams(ops.dsn(primary), member, sync)
 
 
-def restore_synchronous(ops: PostgresOps, primary: str, replica: str) -> bool:
-    """Re-enable synchronous replication on `primary` if the settings ask for it, once
-    `replica` streams (so commits do not block). True if it was (re-)enabled."""
-    if not ops.synchronous_wanted():
-        return False
-    ops.set_synchronous(primary, True)
-    poll_until(lambda: streams_from(ops, primary, replica, sync=True), timeout=20,
-               what=f"{replica} to be {primary}'s synchronous standby")
-    return True
+REJOIN_TIMEOUT = 60.0
 
 
-def _ensure_replica(ctx: RunContext, member: str, force: bool) -> FaultResult:
+def _named_sync(ops: PostgresOps, member: str) -> bool:
+    return any(m.get("name") == member and m.get("role") == "sync_standby"
+               for m in ops.cluster_state())
+
+
+def _primary(ctx: RunContext, timeout: float) -> str:
+    """The one primary, once Patroni has settled on it."""
+    found: list[str] = []
+
+    def one() -> bool:
+        roles = member_roles(ctx.target)
+        found[:] = [n for n, r in roles.items() if r == Role.PRIMARY]
+        return len(found) == 1
+
+    try:
+        poll_until(one, timeout=timeout, interval=0.1, what="one primary")
+    except WaitTimeout:
+        raise ActionFailed(f"no single primary within {timeout:g}s: roles "
+                           f"{member_roles(ctx.target)}") from None
+    return found[0]
+
+
+def _bring_back(ops: PostgresOps, member: str, role: str) -> str:
+    """Resume a frozen member, start a stopped one; returns the role it had."""
+    if role == Role.PAUSED:
+        ops.resume(member)
+    elif role == Role.DOWN:
+        ops.start_member(member)
+    return role
+
+
+def _rejoin(ctx: RunContext, member: str, force: bool,
+            before: str | None = None) -> FaultResult:
+    """Bring `member` back under Patroni and wait until it streams from the primary
+    (Patroni rewinds a demoted leader itself); reinitialize it when it cannot rejoin."""
     target = ctx.target
     ops = pg_ops(target)
     target.member(SERVICE, member)  # raises on an unknown name
-    roles = member_roles(target)
-    others = [n for n, r in roles.items() if r == Role.PRIMARY and n != member]
-    if len(others) > 1:
-        raise ActionFailed(f"several primaries {others}: resolve the split brain by hand")
-    if not others:
-        # No other primary to clone from: bring the member back on its own data.
-        if roles[member] == Role.PAUSED:
-            ops.resume(member)
-        elif roles[member] == Role.DOWN:
-            ops.start_member(member)
-        return FaultResult(summary=f"no other primary: {member} runs on its own data "
-                           f"(was {roles[member]})", members=[member])
-    primary = others[0]
-    if roles[member] == Role.PRIMARY:
-        raise ActionFailed(f"{member} and {primary} are both primaries: refusing to wipe one")
-    if not force and roles[member] == Role.REPLICA and streams_from(ops, primary, member):
-        sync = restore_synchronous(ops, primary, member)
-        return FaultResult(summary=f"{member} already streams from {primary}",
-                           members=[member], detail={"synchronous": sync})
     started = monotonic()
-    ops.rebuild_replica(member, primary)
-    sync = restore_synchronous(ops, primary, member)
+    if before is None:
+        before = _bring_back(ops, member, member_roles(target)[member])
+    primary = _primary(ctx, REJOIN_TIMEOUT)
+    if primary == member:
+        return FaultResult(summary=f"{member} (was {before}) is the primary again",
+                           members=[member], detail={"before": before})
+    sync = ops.synchronous_wanted()
+    how = "rejoined"
+    try:
+        if force:
+            raise WaitTimeout("reinitialize asked for")
+        poll_until(lambda: streams_from(ops, primary, member, sync or None),
+                   timeout=REJOIN_TIMEOUT / 2, interval=0.1,
+                   what=f"{member} to stream from {primary}")
+    except WaitTimeout:
+        ops.rebuild_replica(member, primary)  # Patroni's reinitialize
+        how = "reinitialized"
+        poll_until(lambda: streams_from(ops, primary, member, sync or None),
+                   timeout=REJOIN_TIMEOUT, interval=0.1,
+                   what=f"{member} to stream from {primary}")
+    if sync:
+        # Patroni promotes only the standby its /sync key names: until then a failover
+        # would find no candidate, so the member is not back yet.
+        poll_until(lambda: _named_sync(ops, member), timeout=REJOIN_TIMEOUT, interval=0.1,
+                   what=f"Patroni to name {member} its synchronous standby")
+    mode = " synchronously" if sync else ""
     return FaultResult(
-        summary=f"rebuilt {member} from {primary} with pg_basebackup; it streams"
-        + (" synchronously" if sync else ""),
-        members=[member],
-        detail={"primary": primary, "synchronous": sync},
-        measurements={"rebuild_seconds": round(monotonic() - started, 3)},
+        summary=f"{member} (was {before}) {how}: streams{mode} from {primary}",
+        members=[member], detail={"primary": primary, "before": before, "how": how},
+        measurements={"rejoin_seconds": round(monotonic() - started, 3)},
     )
 
 
-@action("timescaledb.rebuild_replica")
-def rebuild_replica(ctx: RunContext, member: str, force: bool = False) -> FaultResult:
-    """Make `member` a streaming replica of the current primary: clone it afresh with
-    pg_basebackup unless it already streams (or `force`). With no other primary alive it
-    is restarted on its own data instead. Idempotent."""
-    return _ensure_replica(ctx, member, force)
+@action("timescaledb.rejoin_member")
+def rejoin_member(ctx: RunContext, member: str, force: bool = False) -> FaultResult:
+    """Start (or resume) `member` and wait until Patroni has it stream from the primary:
+    rewound if it was a leader that diverged, reinitialized from the primary if it cannot
+    rejoin (or `force`). Idempotent."""
+    return _rejoin(ctx, member, force)
 
 
-@action("timescaledb.heal_replicas")
-def heal_replicas(ctx: RunContext) -> FaultResult:
-    """Every member but the primary streams from it again (the undo of a promotion)."""
-    roles = member_roles(ctx.target)
-    primaries = [n for n, r in roles.items() if r == Role.PRIMARY]
-    if len(primaries) != 1:
-        raise ActionFailed(f"expected exactly one primary to heal around, found roles {roles}")
-    results = [_ensure_replica(ctx, n, False) for n in roles if n != primaries[0]]
+@action("timescaledb.heal_cluster")
+def heal_cluster(ctx: RunContext) -> FaultResult:
+    """Every member runs again under Patroni: one primary, the others streaming from it."""
+    ops = pg_ops(ctx.target)
+    # Every member back first: the one Patroni must make leader may be any of them (a
+    # lagging standby waits for the old leader to return).
+    before = {name: _bring_back(ops, name, role)
+              for name, role in member_roles(ctx.target).items()}
+    results = [_rejoin(ctx, name, False, role) for name, role in before.items()]
     return FaultResult(summary="; ".join(r.summary for r in results),
                        members=[m for r in results for m in r.members])
 
 
 @action("timescaledb.resume_member")
-def resume_member(ctx: RunContext, member: str) -> FaultResult:
-    """Resume a paused (SIGSTOPped) member. Idempotent."""
-    ref = ctx.target.member(SERVICE, member)
+def resume_member(ctx: RunContext, member: str | None = None) -> FaultResult:
+    """Resume a paused (SIGSTOPped) member, or every paused member. Idempotent."""
     ops = pg_ops(ctx.target)
-    # A frozen pod turns NotReady (its probes hang): paused counts, running or not.
-    if not ctx.target.is_running(ref) and not ops.is_paused(member):
-        return FaultResult(summary=f"{member} is not running: nothing to resume", members=[member])
-    ops.resume(member)
-    return FaultResult(summary=f"resumed {member}", members=[member])
+    names = [member] if member else [m.name for m in ctx.target.members(SERVICE)]
+    resumed = []
+    for name in names:
+        ref = ctx.target.member(SERVICE, name)
+        # A frozen pod turns NotReady (its probes hang): paused counts, running or not.
+        if ops.is_paused(name) or (member and ctx.target.is_running(ref)):
+            ops.resume(name)
+            resumed.append(name)
+    return FaultResult(summary=f"resumed {', '.join(resumed)}" if resumed
+                       else "no paused member: nothing to resume", members=resumed)
 
 
 def walreceiver_pid(ops: PostgresOps, member: str) -> int | None:

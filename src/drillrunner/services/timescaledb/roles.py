@@ -52,3 +52,22 @@ def the_primary(target: Target) -> MemberRef:
 
 def replicas(roles: dict[str, str]) -> list[str]:
     return [n for n, r in roles.items() if r == Role.REPLICA]
+
+
+def status_roles(target: Target) -> dict[str, str]:
+    """What `drill stack status` shows: Patroni's role for each member (leader ->
+    primary, plus `sync` for the synchronous standby it names), checked against the
+    server's own answer; a disagreement is shown, never resolved by guessing."""
+    ops = pg_ops(target)
+    served = member_roles(target)
+    patroni = {str(m.get("name")): str(m.get("role")) for m in ops.cluster_state()}
+    out: dict[str, str] = {}
+    for name, server in served.items():
+        said = patroni.get(name)
+        if said is None or server in (Role.DOWN, Role.PAUSED):
+            out[name] = server
+            continue
+        role = Role.PRIMARY if said in ("leader", "standby_leader") else Role.REPLICA
+        tokens = [role.value, *(["sync"] if said == "sync_standby" else [])]
+        out[name] = "+".join(tokens) if role == server else f"{said} (server: {server})"
+    return out
