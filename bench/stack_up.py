@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from _common import VENV_BIN, write_results
+from drillrunner.services.registry import REGISTRY
 from drillrunner.targets.local.supervisor import port_in_use
 
 GOAL_SECONDS = 30.0
-PORT_SPAN = 30  # every member's port is base + a small offset (17000-17022 by default)
+PORT_SPAN = max(REGISTRY.port_offsets().values()) + 1  # base + each member's offset
 COMMAND_TIMEOUT = 300.0
 
 

@@ -126,13 +126,13 @@ def verify_backup(ctx: RunContext) -> FaultResult:
         measurements={"invalid_files": len(report.problems)})
 
 
-def _victim(backup: Path) -> Path:
-    """The largest data file of the backup: corrupting it cannot go unnoticed by a
-    restore that reads it back."""
-    files = [p for p in (backup / "pg_data" / "base").rglob("*") if p.is_file()]
+def _victim(ops: BacksUpWithPgBackRest, label: str) -> tuple[str, int]:
+    """The largest data file of the backup (its name and size): corrupting it cannot go
+    unnoticed by a restore that reads it back."""
+    files = ops.backup_files(label)
     if not files:
-        raise ActionFailed(f"no data file in backup {backup}")
-    return max(files, key=lambda p: (p.stat().st_size, str(p)))
+        raise ActionFailed(f"no data file in backup {label}")
+    return max(files.items(), key=lambda f: (f[1], f[0]))
 
 
 @fault("timescaledb.corrupt_backup_file", undo="timescaledb.restore_backup_file",
@@ -143,31 +143,32 @@ def corrupt_backup_file(ctx: RunContext, length: int = 16) -> FaultResult:
     taken = ctx.stash.get(PGBR_BACKUP_KEY)
     if taken is None:
         raise ActionFailed("run timescaledb.pgbackrest_backup first")
-    stanza_dir = pgbr_ops(ctx).backup_repo() / "backup" / pgbr.STANZA
-    victim = _victim(stanza_dir / taken["label"])
-    data = victim.read_bytes()
-    offset = max(0, len(data) // 2 - length // 2)
-    rel = str(victim.relative_to(stanza_dir))
+    ops = pgbr_ops(ctx)
+    rel, size = _victim(ops, taken["label"])
+    offset = max(0, size // 2 - length // 2)
+    original = ops.read_backup_bytes(rel, offset, length)
+    if original is None or len(original) != length:
+        raise ActionFailed(f"cannot read {length} bytes at offset {offset} of {rel}")
     ctx.will_undo("timescaledb.restore_backup_file", file=rel,
-                  offset=offset, original=data[offset:offset + length].hex())
-    victim.write_bytes(pgbr.flip_bytes(data, offset, length))
+                  offset=offset, original=original.hex())
+    ops.write_backup_bytes(rel, offset, pgbr.flip_bytes(original, 0, length))
     ctx.stash[CORRUPTED_KEY] = {"file": rel, "offset": offset, "length": length}
     return FaultResult(summary=f"inverted {length} bytes at offset {offset} of {rel}",
                        detail={"file": rel, "offset": offset, "length": length,
-                               "size": len(data)})
+                               "size": size})
 
 
 @action("timescaledb.restore_backup_file")
 def restore_backup_file(ctx: RunContext, file: str, offset: int, original: str
                         ) -> FaultResult:
     """Put the original bytes back into a repository file. Idempotent."""
-    path = pgbr_ops(ctx).backup_repo() / "backup" / pgbr.STANZA / file
-    if not path.exists():
+    ops, want = pgbr_ops(ctx), bytes.fromhex(original)
+    current = ops.read_backup_bytes(file, offset, len(want))
+    if current is None:
         return FaultResult(summary=f"{file} is gone: nothing to restore")
-    data, want = path.read_bytes(), bytes.fromhex(original)
-    if data[offset:offset + len(want)] == want:
+    if current == want:
         return FaultResult(summary=f"{file} already holds its original bytes")
-    path.write_bytes(data[:offset] + want + data[offset + len(want):])
+    ops.write_backup_bytes(file, offset, want)
     return FaultResult(summary=f"restored {len(want)} bytes at offset {offset} of {file}")
 
 

@@ -19,7 +19,7 @@ from drillrunner.core.verdicts import CheckResult, FaultResult, Measurement, Ver
 from drillrunner.core.waiting import monotonic
 from drillrunner.engine.context import RunContext
 from drillrunner.services.timescaledb import sql
-from drillrunner.services.timescaledb.ops import SERVICE, PostgresOps, pg_ops
+from drillrunner.services.timescaledb.ops import SERVICE, PostgresOps, PredictsFailover, pg_ops
 from drillrunner.services.timescaledb.roles import Role, member_roles
 
 WATCH_KEY = "timescaledb.primary_watch"
@@ -221,7 +221,7 @@ def primary_unchanged(ctx: RunContext) -> CheckResult:
 
 
 def _fault_time(ctx: RunContext, name: str, end: bool) -> float | None:
-    found = [f for f in ctx.history.steps() if f.name == name and f.ok]
+    found = [f for f in ctx.history.steps() or ctx.history.faults() if f.name == name and f.ok]
     if not found:
         return None
     return found[0].returned if end else found[0].invoked
@@ -298,3 +298,30 @@ def bulk_write(ctx: RunContext, size: str = "4MB", timeout: Duration = 3.0) -> F
         + ("acknowledged" if acknowledged else f"not acknowledged within {timeout:g}s"),
         members=[primary], detail={"acknowledged": acknowledged},
         measurements={"wal_bytes": wal})
+
+
+@check("timescaledb.failover_as_predicted")
+def failover_as_predicted(ctx: RunContext, from_fault: str = "timescaledb.kill_primary",
+                          slack: Duration = 3.0) -> CheckResult:
+    """The failover took as long as the HA manager's own settings predict: the client's
+    writes came back between ttl - loop_wait and ttl + loop_wait after `from_fault`, give
+    or take `slack` (the client's reconnect). Slower means Patroni did not act on its
+    timings (an overloaded DCS, a stuck loop); faster means the lock was not left to
+    expire, so something else released it."""
+    ops = pg_ops(ctx.target)
+    if not isinstance(ops, PredictsFailover):
+        return CheckResult(verdict=Verdict.UNKNOWN,
+                           summary=f"target {ctx.target.name!r} does not know its HA timings")
+    rec, fault_at = ctx.recovery, _fault_time(ctx, from_fault, False)
+    if rec is None or rec.recovered_at is None or fault_at is None:
+        return CheckResult(verdict=Verdict.UNKNOWN,
+                           summary=f"no recovery after {from_fault} was measured")
+    low, high = ops.predicted_failover()
+    took = rec.recovered_at - fault_at
+    measured: dict[str, Measurement] = {"predicted_min_s": low, "predicted_max_s": high,
+                                        "fault_to_recovery_s": round(took, 3)}
+    inside = low - slack <= took <= high + slack
+    return CheckResult(
+        verdict=Verdict.PASS if inside else Verdict.FAIL, measurements=measured,
+        summary=f"writes back {took:.2f}s after {from_fault}; Patroni's settings predict "
+        f"{low:g}-{high:g}s (+/- {slack:g}s)")

@@ -40,6 +40,7 @@ import shlex
 
 from drillrunner.core.errors import ActionFailed
 from drillrunner.core.waiting import WaitTimeout, poll_until
+from drillrunner.services.timescaledb.kind_backup import KindPgBackRest
 from drillrunner.services.timescaledb.kind_members import (
     ARCHIVE,
     CONFIGMAP,
@@ -58,7 +59,6 @@ from drillrunner.services.timescaledb.kind_members import (
     patroni_role,
 )
 from drillrunner.services.timescaledb.kind_pitr import (
-    KindPostgresPitr,
     export_wal_script,
     pitr_pod,
     start_segment,
@@ -75,8 +75,9 @@ CLUSTER_SCRIPT = ("python3 -c \"import sys, urllib.request as u; sys.stdout.writ
                   "'http://127.0.0.1:8008/cluster', timeout=5).read().decode())\"")
 
 
-class KindPostgresOps(KindPostgresPitr):
-    """services/timescaledb/ops.py's PostgresOps on the kind pods, under Patroni."""
+class KindPostgresOps(KindPgBackRest):
+    """services/timescaledb/ops.py's PostgresOps (and BacksUpWithPgBackRest,
+    kind_backup.py) on the kind pods, under Patroni."""
 
     # -- process faults ---------------------------------------------------------------
 

@@ -301,11 +301,13 @@ def start_segment(base_tar: Path) -> str:
     return found.group(1)
 
 
-def pitr_pod(namespace: str, image: str, target_time: str) -> dict[str, Any]:
+def pitr_pod(namespace: str, image: str, target_time: str,
+             restore_command: str = f"cp {ARCHIVE}/%f %p") -> dict[str, Any]:
     """The restore pod: the members' image, user, resources and probes; a bare pod (no
     controller: drill deletes it) with restartPolicy Never, so a failed recovery shows
     as a Failed pod instead of a crash loop. Readiness is probed every second: it ends
-    restore_pitr's wait, which the RTO includes."""
+    restore_pitr's wait, which the RTO includes. WAL comes from the copied archive
+    unless `restore_command` fetches it elsewhere (pgBackRest: kind_backup.py)."""
     labels = {NAME_LABEL: SERVICE, "app.kubernetes.io/part-of": "drill-stack",
               "app.kubernetes.io/managed-by": "drill",
               # Not "server": Feast and the OMS build their DSNs from the server pods.
@@ -319,7 +321,7 @@ def pitr_pod(namespace: str, image: str, target_time: str) -> dict[str, Any]:
             "-c", f"cluster_name={PITR}", "-c", "listen_addresses=*", "-c", "port=5432",
             "-c", f"unix_socket_directories={SOCKETS}",
             "-c", "shared_preload_libraries=timescaledb",
-            "-c", f"restore_command=cp {ARCHIVE}/%f %p",
+            "-c", f"restore_command={restore_command}",
             "-c", f"recovery_target_time={target_time}",
             "-c", "recovery_target_action=promote"]
     return {

@@ -113,6 +113,29 @@ class PgBackRestBackups(PostgresFiles):
                                         f"{out.text[-1500:]}")
         return report
 
+    # -- repository files (the corruption fault and its undo) -------------------------------
+
+    def _stanza_backups(self) -> Path:
+        return self.pgbackrest.repo / "backup" / pgbr.STANZA
+
+    def backup_files(self, label: str) -> dict[str, int]:
+        top = self._stanza_backups()
+        return {str(p.relative_to(top)): p.stat().st_size
+                for p in (top / label / "pg_data" / "base").rglob("*") if p.is_file()}
+
+    def read_backup_bytes(self, file: str, offset: int, length: int) -> bytes | None:
+        path = self._stanza_backups() / file
+        if not path.is_file():
+            return None
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read(length)
+
+    def write_backup_bytes(self, file: str, offset: int, data: bytes) -> None:
+        with (self._stanza_backups() / file).open("r+b") as f:
+            f.seek(offset)
+            f.write(data)
+
     # -- restores into tsdb-pitr ----------------------------------------------------------
 
     def _pitr_spec(self, settings: dict[str, str]) -> ProcessSpec:

@@ -111,6 +111,18 @@ class BacksUpWithPgBackRest(Protocol):
         """Restore into the PITR member up to `target_time`, then promote; returns once it
         runs (recovery may still be going on)."""
 
+    # Repository files, named relative to the stanza's backup folder (`<label>/pg_data/...`,
+    # as `pgbackrest verify` names them), wherever the repository lives.
+
+    def backup_files(self, label: str) -> dict[str, int]:
+        """The data files (under pg_data/base) of backup `label` -> their sizes in bytes."""
+
+    def read_backup_bytes(self, file: str, offset: int, length: int) -> bytes | None:
+        """Up to `length` bytes at `offset` of a repository file; None if it is gone."""
+
+    def write_backup_bytes(self, file: str, offset: int, data: bytes) -> None:
+        """Overwrite bytes in place at `offset` (the file keeps its name and size)."""
+
 
 @runtime_checkable
 class StagesRestore(Protocol):
