@@ -441,6 +441,7 @@ def test_pitr_restores_with_pgbackrest_into_the_restore_pod(kb: Kb) -> None:
     node = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert node["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["drill-worker"]
     assert body["metadata"]["annotations"] == {"drill.dev/pgbackrest-source": P}
+    assert spec["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
     found = [f.message for r in evaluate([Resource("Pod", "drill", kp.PITR, body, "restore")])
              for f in r.findings]
     assert found == []

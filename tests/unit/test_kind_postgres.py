@@ -295,8 +295,11 @@ def test_settings_come_from_patroni(world: World, tmp_path: Path) -> None:
     manifest's bootstrap; the preload from Patroni's postgresql.parameters."""
     _, ops = make(world, tmp_path)
     assert ops.synchronous_wanted() and ops.timescaledb_installed()
+    assert ops.predicted_failover() == (20.0, 40.0)  # the manifest's ttl 30, loop_wait 10
     world.dcs = {"synchronous_mode": False, "ttl": 30}
     assert not ops.synchronous_wanted()  # changed with patronictl edit-config
+    world.dcs = {"ttl": 12, "loop_wait": 2}
+    assert ops.predicted_failover() == (10.0, 14.0)  # the live settings win
     world.dcs = {"synchronous_mode": True}
     assert ops.synchronous_wanted()
     world.dcs = None

@@ -27,6 +27,8 @@ How the local semantics map onto pods, and why:
   readiness (Patroni's /readiness) fails, so the Services drop it.
 * Roles come from Patroni's pod label, a paused member being `paused` and a pod that is
   not Ready `down` whatever its (stale) label says.
+Backups are pgBackRest's, run through exec in the leader's pod against its repository
+(kind_backup.py); the point-in-time restore goes into the temporary pod of kind_pitr.py.
 Passwords come from the Secret the pods use and only ever go into libpq connection
 strings (never a log, a message or an argv: pg_basebackup in the pod reads it from the
 container's environment).
@@ -273,6 +275,15 @@ class KindPostgresOps(KindPgBackRest):
             dcs = _section(boot, "dcs")
         return dcs.get("synchronous_mode") is True or str(
             dcs.get("synchronous_mode")).lower() in ("true", "on", "quorum")
+
+    def predicted_failover(self) -> tuple[float, float]:
+        """ops.PredictsFailover from Patroni's live ttl and loop_wait (else the manifest's
+        bootstrap section, else Patroni's defaults 30 and 10)."""
+        dcs = self._live_dcs()
+        if dcs is None:
+            dcs = _section(_section(self._patroni_yaml(), "bootstrap"), "dcs")
+        ttl, loop = float(str(dcs.get("ttl") or 30)), float(str(dcs.get("loop_wait") or 10))
+        return (ttl - loop, ttl + loop)
 
     def timescaledb_installed(self) -> bool:
         """The image carries the extension; Patroni's configuration must preload it."""

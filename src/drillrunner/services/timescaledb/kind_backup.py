@@ -39,7 +39,6 @@ from drillrunner.services.timescaledb.kind_members import (
 )
 from drillrunner.services.timescaledb.kind_pitr import KindPostgresPitr, pitr_pod
 from drillrunner.targets.base import MemberRef
-from drillrunner.targets.kind.apis import http_status
 
 PGBR_CONFIG_DIR = "/etc/pgbackrest"
 PGBR_CONFIG = f"{PGBR_CONFIG_DIR}/pgbackrest.conf"  # PGBACKREST_CONFIG of the StatefulSet
@@ -171,14 +170,7 @@ class KindPgBackRest(KindPostgresPitr):
         self.remove_member(PITR)
         body = restore_pod(self.target.namespace, pod.image, target_time, leader.name,
                            pod.node)
-        try:
-            self.target.apis.core.create_namespaced_pod(self.target.namespace, body)
-        except Exception as exc:
-            if http_status(exc) is None:
-                raise
-            raise ActionFailed(f"{PITR}: cannot create the pod: "
-                               f"{getattr(exc, 'reason', exc)}") from None
-        ref = self._container_up(PITR)
+        ref = self._create_restore_pod(body)
         self._staged = None  # no pg_basebackup copy in this pod
         self.target.sh(ref, restore_script(target_time, label), timeout=600.0,
                        what=f"pgbackrest restore from {leader.name}'s repository into {PITR}")
@@ -277,6 +269,8 @@ def restore_pod(namespace: str, image: str, target_time: str, source: str,
         {"name": "pgbackrest-config", "configMap": {
             "name": CONFIGMAP, "items": [{"key": "pgbackrest.conf",
                                           "path": "pgbackrest.conf"}]}}]
+    # The repository already belongs to the members' group: no recursive change of it.
+    spec["securityContext"]["fsGroupChangePolicy"] = "OnRootMismatch"
     if node:  # a ReadWriteOnce claim is mounted on one node at a time
         spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [

@@ -94,15 +94,8 @@ class KindPostgresPitr(KindPostgresMembers):
 
         image = self._image(the_primary(self.target).name)
         self.remove_member(PITR)
-        core, ns = self.target.apis.core, self.target.namespace
-        try:
-            core.create_namespaced_pod(ns, pitr_pod(ns, image, target_time))
-        except Exception as exc:
-            if http_status(exc) is None:
-                raise
-            raise ActionFailed(f"{PITR}: cannot create the pod: "
-                               f"{getattr(exc, 'reason', exc)}") from None
-        ref = self._container_up(PITR)
+        ns = self.target.namespace
+        ref = self._create_restore_pod(pitr_pod(ns, image, target_time))
         self.target.sh(ref, f"mkdir -p {INCOMING}", what=f"creating {INCOMING}")
         for name in BACKUP_FILES:
             self.target.write_file(ref, f"{INCOMING}/{name}", (backup / name).read_bytes(),
@@ -167,6 +160,17 @@ class KindPostgresPitr(KindPostgresMembers):
             return self.target.log_tail(ref, 15)
         except Exception as exc:  # the reason matters more than the log
             return f"(no log: {type(exc).__name__})"
+
+    def _create_restore_pod(self, body: Any) -> MemberRef:
+        """Create the restore pod `body` and return once its container runs."""
+        try:
+            self.target.apis.core.create_namespaced_pod(self.target.namespace, body)
+        except Exception as exc:
+            if http_status(exc) is None:
+                raise
+            raise ActionFailed(f"{PITR}: cannot create the pod: "
+                               f"{getattr(exc, 'reason', exc)}") from None
+        return self._container_up(PITR)
 
     def remove_member(self, member: str) -> bool:
         """Delete the restore pod (grace 0; its ephemeral volume goes with it) and wait
