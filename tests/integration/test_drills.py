@@ -23,7 +23,6 @@ PASSING = [
     "timescaledb-dcs-quorum-loss",
     "timescaledb-switchover",
     "timescaledb-pitr-restore",
-    "timescaledb-backup-integrity",
     "redis-sentinel-failover",
     "redis-restart-persistence",
     "redis-backup-restore",
@@ -63,6 +62,18 @@ def test_scenario_passes_on_a_sound_stack(drill_stack: Path, tmp_path: Path, nam
     assert all(c["verdict"] == "PASS" for c in s["checks"])
     bundle = next(tmp_path.glob("*/"))
     assert main(["verify", str(bundle)]) == 0
+
+
+def test_a_corrupted_backup_is_named_by_verify(drill_stack: Path, tmp_path: Path) -> None:
+    """No outage by design (the repository is corrupted, not the live cluster): the fault
+    is seen to take effect through pgbackrest verify naming the file it changed."""
+    code, summary = run_drill(tmp_path, "timescaledb-backup-integrity")
+    s = _scenario(summary, "timescaledb-backup-integrity")
+    assert s["outcome"] == "passed" and code == 0, s
+    check = next(c for c in s["checks"] if c["name"] == "timescaledb.backup_verified")
+    assert check["verdict"] == "PASS", check
+    assert s["measurements"]["lost_acknowledged_writes"] == 0
+    assert s["measurements"]["acknowledged_writes"] > 0
 
 
 def test_an_unrestorable_backup_fails_the_pitr_drill(drill_stack: Path, tmp_path: Path) -> None:
@@ -163,7 +174,9 @@ def test_status_json_contract(drill_stack: Path, capsys: pytest.CaptureFixture[s
     for row in rows:
         assert {"service", "name", "role", "host", "port", "pid"} <= row.keys()
     roles = {r["name"]: r["role"] for r in rows}
-    assert sorted(r for n, r in roles.items() if n.startswith("tsdb")) == ["primary", "replica"]
+    # Patroni's view: the standby it names synchronous (the only one it would promote).
+    assert sorted(r for n, r in roles.items() if n.startswith("tsdb")) == [
+        "primary", "replica+sync"]
     assert sorted(r for n, r in roles.items() if n.startswith("redis")) == ["primary", "replica"]
 
 
