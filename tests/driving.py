@@ -73,7 +73,9 @@ def inject(ctx: RunContext, name: str, fn: Any, **args: Any) -> Any:
     """Call a registered fault and record it in the History, as the engine does."""
     invoked = time.monotonic()
     result = fn(ctx, **args)
-    ctx.history.add_fault(FaultEvent(name, invoked, time.monotonic(), True))
+    event = FaultEvent(name, invoked, time.monotonic(), True)
+    ctx.history.add_step(event)
+    ctx.history.add_fault(event)
     return result
 
 

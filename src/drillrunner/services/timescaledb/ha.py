@@ -20,7 +20,7 @@ from drillrunner.core.waiting import monotonic
 from drillrunner.engine.context import RunContext
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import SERVICE, PostgresOps, PredictsFailover, pg_ops
-from drillrunner.services.timescaledb.roles import Role, member_roles
+from drillrunner.services.timescaledb.roles import Role, member_roles, the_primary
 
 WATCH_KEY = "timescaledb.primary_watch"
 
@@ -221,7 +221,7 @@ def primary_unchanged(ctx: RunContext) -> CheckResult:
 
 
 def _fault_time(ctx: RunContext, name: str, end: bool) -> float | None:
-    found = [f for f in ctx.history.steps() or ctx.history.faults() if f.name == name and f.ok]
+    found = [f for f in ctx.history.steps() if f.name == name and f.ok]
     if not found:
         return None
     return found[0].returned if end else found[0].invoked
@@ -272,8 +272,6 @@ def bulk_write(ctx: RunContext, size: str = "4MB", timeout: Duration = 3.0) -> F
     if its commit is not acknowledged (synchronous replication with a stalled standby):
     the primary's WAL position moves on either way, which is what Patroni compares a
     replica's position with before promoting it."""
-    from drillrunner.services.timescaledb.roles import the_primary
-
     units = {"KB": 1024, "MB": 1024**2}
     number, unit = size[:-2], size[-2:].upper()
     if unit not in units or not number.isdigit():
