@@ -1,3 +1,5 @@
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -5,7 +7,7 @@ import pytest
 
 from drillrunner.core.actions import Catalog
 from drillrunner.core.verdicts import Outcome, Verdict
-from drillrunner.engine import checks
+from drillrunner.engine import checks, workloads
 from drillrunner.engine.runner import Phase, Runner
 from drillrunner.evidence.journal import Journal, read
 from drillrunner.model.loader import check_actions, load
@@ -101,6 +103,23 @@ def test_interrupt_still_undoes_the_fault(tmp_path: Path) -> None:
     assert res.outcome is Outcome.INTERRUPTED
     assert target.log == ["interrupt", "fix", "rollback"]
     assert "undo-done" in events
+
+
+def test_a_second_interrupt_during_the_cleanup_is_deferred(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C while the workloads stop (before the undos) must not skip them."""
+    real_stop = workloads.stop
+
+    def stop_then_interrupt(*args: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        real_stop(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workloads, "stop", stop_then_interrupt)
+    res, target, _, events = run(tmp_path, "  - fake.interrupt_me: {}")
+    assert res.outcome is Outcome.INTERRUPTED
+    assert target.log == ["interrupt", "fix", "rollback"]
+    assert "signal-deferred" in events and events[-1] == "scenario-end"
 
 
 def test_dry_run_is_inconclusive_and_injects_nothing(tmp_path: Path) -> None:

@@ -103,7 +103,8 @@ class Runner:
     # -- signals --------------------------------------------------------------------------
     @contextmanager
     def signals(self) -> Iterator[None]:
-        """SIGINT/SIGTERM interrupt the run, except during rollback, which must finish."""
+        """SIGINT/SIGTERM interrupt the run, except during the cleanup (workloads stopped,
+        undos, rollback), which must finish: there they are deferred."""
 
         def handler(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
@@ -211,21 +212,30 @@ class Runner:
                                 traceback=traceback.format_exc(limit=8))
         finally:
             self._arm(0)  # rollback is not bound by the deadline: it must finish
-            workloads.stop(self.invoker, ctx)
-            restored = self._rollback(ctx, s, undos, attempted > 0)
-            res.undo_failures = list(undos.failures)
-            self._settle_outcome(res, restored)
-            for client in ctx.workloads.values():
-                _quietly(client.close)
-            res.ended = time.monotonic()
-            rec = ctx.recovery or ScenarioRecovery(None, None, False)
-            res.measurements = scenario_measurements(rec, res.checks, res.ended - res.started)
-            self.journal.append(
-                Event.SCENARIO_END, scenario=name, outcome=res.outcome.value, reason=res.reason,
-                measurements=res.measurements, seconds=res.ended - res.started,
-                undo_failures=res.undo_failures,
-                recovery_detail=rec.per_workload)
-            self.observer.phase(name, Phase.DONE, res.outcome.value)
+            # From here to the scenario's end a signal (a second Ctrl-C, say) is deferred:
+            # raised here it would skip the undos.
+            self._rolling_back = True
+            try:
+                workloads.stop(self.invoker, ctx)
+                restored = self._rollback(ctx, s, undos, attempted > 0)
+                res.undo_failures = list(undos.failures)
+                self._settle_outcome(res, restored)
+                for client in ctx.workloads.values():
+                    _quietly(client.close)
+                res.ended = time.monotonic()
+                rec = ctx.recovery or ScenarioRecovery(None, None, False)
+                res.measurements = scenario_measurements(rec, res.checks,
+                                                         res.ended - res.started)
+                self.journal.append(
+                    Event.SCENARIO_END, scenario=name, outcome=res.outcome.value,
+                    reason=res.reason, measurements=res.measurements,
+                    seconds=res.ended - res.started, undo_failures=res.undo_failures,
+                    recovery_detail=rec.per_workload)
+                self.observer.phase(name, Phase.DONE, res.outcome.value)
+            finally:
+                self._rolling_back = False
+                if self._interrupt_pending:
+                    self.interrupted = True
         return res
 
     @property
@@ -269,21 +279,15 @@ class Runner:
         if not (injected or undos.any_fault):
             undos.settle_moot(ctx)
             return True
-        self._rolling_back = True
+        self.observer.phase(ctx.scenario, Phase.ROLLBACK)
+        undos.run_all(ctx)
+        self._undo_failed = self._undo_failed or bool(undos.failures)
         try:
-            self.observer.phase(ctx.scenario, Phase.ROLLBACK)
-            undos.run_all(ctx)
-            self._undo_failed = self._undo_failed or bool(undos.failures)
-            try:
-                self.probes.await_steady(ctx, s.steady_state, Event.STEADY_STATE_RESTORED,
-                                         RESTORE_TIMEOUT)
-                return True
-            except BaselineNotMet:
-                return False
-        finally:
-            self._rolling_back = False
-            if self._interrupt_pending:
-                self.interrupted = True
+            self.probes.await_steady(ctx, s.steady_state, Event.STEADY_STATE_RESTORED,
+                                     RESTORE_TIMEOUT)
+            return True
+        except BaselineNotMet:
+            return False
 
 
 def _quietly(fn: Callable[[], Any]) -> None:
