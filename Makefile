@@ -4,13 +4,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DRILL := $(BIN)/drill
-APT_PACKAGES := postgresql-15 patroni python3-etcd pgbackrest haproxy redis-server redis-sentinel openjdk-17-jre-headless maven etcd-server
+APT_PACKAGES := postgresql-15 python3-venv pgbackrest haproxy redis-server redis-sentinel openjdk-17-jre-headless maven etcd-server
 TEST_APT_PACKAGES := chromium
 PYTEST_ARGS ?=
 
 K8S_TESTBED := ./scripts/build-k8s-testbed
 
-.PHONY: drill test test-k8s k8s-testbed deps venv system-deps kafka-jars lint bench stack-up stack-down clean
+.PHONY: drill test test-k8s k8s-testbed deps venv system-deps kafka-jars patroni lint bench stack-up stack-down clean
 
 drill: deps ## install what is missing, start the stack, run the quarterly drill
 	$(DRILL) stack up
@@ -25,7 +25,10 @@ test: deps ## unit and integration tests against real servers (and tests/k8s whe
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
-deps: system-deps venv kafka-jars
+deps: system-deps venv kafka-jars patroni
+
+patroni: venv ## Patroni, pinned, from PyPI into its own virtualenv under /opt/drillrunner
+	$(BIN)/python -m drillrunner.services.timescaledb.patroni_install
 
 kafka-jars: venv ## Apache Kafka's jars from Maven Central into a cache outside git
 	$(BIN)/python -m drillrunner.services.kafka.local fetch

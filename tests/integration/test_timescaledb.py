@@ -141,7 +141,7 @@ def test_patroni_promotes_the_standby_when_the_leader_is_killed(target: LocalTar
 def test_a_failover_slower_than_patronis_settings_predict_fails_the_check(
     target: LocalTarget,
 ) -> None:
-    """The standby's Patroni stuck (frozen) for 16 s after the leader dies: the promotion
+    """The standby's Patroni stuck (frozen) for 26 s after the leader dies: the promotion
     comes late, beyond ttl + loop_wait + slack, and failover_as_predicted reports it."""
     ctx = make_ctx(target, "timescaledb-primary-failover", slo=SLO)
     old_primary, old_replica = primary_and_replica(target)
@@ -154,17 +154,17 @@ def test_a_failover_slower_than_patronis_settings_predict_fails_the_check(
             dep.pause_process(old_replica, patroni_pid)
             try:
                 inject(ctx, "timescaledb.kill_primary", faults.kill_primary)
-                time.sleep(16)  # the stuck loop under test, not a wait for a condition
+                time.sleep(26)  # the stuck loop under test, not a wait for a condition
             finally:
                 dep.resume_process(old_replica, patroni_pid)
-            w.wait_ok(20, timeout=40)
+            w.wait_ok(20, timeout=50)
         measure_recovery(ctx)
         late = ha.failover_as_predicted(ctx)
         print(f"\nstuck standby Patroni: {late.summary}")
     finally:
         heal(ctx)
     assert late.verdict is Verdict.FAIL, late
-    assert float(late.measurements["fault_to_recovery_s"]) > 14  # type: ignore[arg-type]
+    assert float(late.measurements["fault_to_recovery_s"]) > 24  # type: ignore[arg-type]
     assert primary_and_replica(target) == (old_replica, old_primary)
 
 

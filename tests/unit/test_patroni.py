@@ -3,6 +3,9 @@ a primary watch: pure functions, no server."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import yaml
 
 from drillrunner.services.timescaledb import ha, patroni, router
@@ -16,11 +19,14 @@ def test_roles_of_every_patroni_version() -> None:
 
 
 def test_timings_predict_the_failover_and_enforce_patronis_rule() -> None:
-    t = patroni.Timings(ttl=10, loop_wait=1, retry_timeout=4)
-    assert t.predicted_failover() == (9.0, 11.0)
+    t = patroni.Timings(ttl=20, loop_wait=1, retry_timeout=4)
+    assert t.predicted_failover() == (19.0, 21.0)
     assert t.problems() == []
-    bad = patroni.Timings(ttl=10, loop_wait=5, retry_timeout=4)
-    assert "exceeds ttl" in bad.problems()[0]
+    bad = patroni.Timings(ttl=20, loop_wait=13, retry_timeout=4)
+    assert ["exceeds ttl" in p for p in bad.problems()] == [True]
+    floors = patroni.Timings(ttl=10, loop_wait=1, retry_timeout=2).problems()
+    assert [p.split(" (")[0] for p in floors] == ["ttl", "retry_timeout"]
+    assert "Patroni would use 20" in floors[0]
 
 
 def test_member_config_binds_loopback_and_names_the_dcs() -> None:
@@ -59,3 +65,24 @@ def test_reigns_and_second_primaries() -> None:
     assert [(r.member, r.acks) for r in ha.second_primaries(back)] == [(a, 1)]
     # Completion order decides, not the order they were recorded in.
     assert ha.second_primaries(list(reversed(acks))) == []
+
+
+def test_the_patroni_binary_is_the_pinned_one_or_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drillrunner.core.errors import MissingBinary
+    from drillrunner.services.timescaledb import patroni_install
+
+    monkeypatch.setenv("DRILL_PATRONI_HOME", str(tmp_path / "none"))
+    with pytest.raises(MissingBinary, match=r"Patroni 4\.1\.5 not found .* run 'make deps'"):
+        patroni_install.patroni_binary()
+    assert patroni_install.patroni_binary("/bin/true") == "/bin/true"
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    with pytest.raises(MissingBinary, match=r"timescaledb\.patroni=.*plain is not"):
+        patroni_install.patroni_binary(str(plain))
+    exe = tmp_path / "none" / "bin" / "patroni"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    assert patroni_install.patroni_binary() == str(exe)

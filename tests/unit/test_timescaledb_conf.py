@@ -32,7 +32,7 @@ def test_patroni_owns_the_standby_names_and_cluster_wide_settings_go_to_the_dcs(
     assert "max_connections" not in local and local["synchronous_commit"] == "on"
     dcs = dep.dcs_config()
     assert dcs["synchronous_mode"] is True and dcs["maximum_lag_on_failover"] == 1048576
-    assert dcs["ttl"] == 10 and dcs["failsafe_mode"] is False
+    assert dcs["ttl"] == 20 and dcs["failsafe_mode"] is False
     assert deployment(tmp_path, synchronous=False).dcs_config()["synchronous_mode"] is False
 
 

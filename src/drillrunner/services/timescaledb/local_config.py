@@ -8,23 +8,21 @@ PostgresFiles (local_files.py) below hold backups, layout and drill's PostgreSQL
 
 from __future__ import annotations
 
-import shutil
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from drillrunner.core.errors import MissingBinary
 from drillrunner.services.etcd.local import MEMBERS as ETCD_MEMBERS
 from drillrunner.services.timescaledb import patroni, router
 from drillrunner.services.timescaledb.local_backup import PgBackRestBackups
 from drillrunner.services.timescaledb.local_files import PG_USER, STANDING
+from drillrunner.services.timescaledb.patroni_install import patroni_binary
 from drillrunner.services.timescaledb.spec import PostgresSettings
 from drillrunner.targets.local.supervisor import ProcessSpec
 
 READY_TIMEOUT = 60.0
-INSTALL_PATRONI = "install the Debian package patroni (apt-get install patroni)"
 # Settings Patroni takes from the DCS only (they must match on every member).
 CLUSTER_WIDE = {"max_connections", "max_wal_senders", "max_replication_slots", "wal_level",
                 "max_worker_processes", "max_locks_per_transaction", "wal_log_hints",
@@ -32,13 +30,6 @@ CLUSTER_WIDE = {"max_connections", "max_wal_senders", "max_replication_slots", "
 # Managed by Patroni itself: drill must not set them.
 PATRONI_OWNS = {"synchronous_standby_names", "hot_standby", "port", "listen_addresses",
                 "unix_socket_directories"}
-
-
-def patroni_binary() -> str:
-    found = shutil.which("patroni")
-    if found is None:
-        raise MissingBinary(f"patroni not found: {INSTALL_PATRONI}")
-    return found
 
 
 class PatroniFiles(PgBackRestBackups):
@@ -103,8 +94,11 @@ class PatroniFiles(PgBackRestBackups):
         self._own(path, 0o600)
         return True
 
+    def _patroni(self) -> str:
+        return patroni_binary(self.settings.of(PostgresSettings).patroni)
+
     def patroni_spec(self, member: str) -> ProcessSpec:
-        return ProcessSpec(name=member, argv=[patroni_binary(), str(self.config_path(member))],
+        return ProcessSpec(name=member, argv=[self._patroni(), str(self.config_path(member))],
                            port=self.settings.port(f"{member}-api"),
                            log=self.logs / f"{member}.log", cwd=self.root, user=PG_USER)
 
@@ -131,7 +125,7 @@ class PatroniFiles(PgBackRestBackups):
 
     def check_binaries(self) -> None:
         super().check_binaries()
-        patroni_binary()
+        self._patroni()
         router.binary()
 
     def router_dsn(self, timeout: float = 2.0) -> str:

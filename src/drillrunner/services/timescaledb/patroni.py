@@ -37,6 +37,10 @@ class PatroniRole(StrEnum):
         return cls.UNKNOWN
 
 
+# Patroni 3.1+ raises smaller values to these (config.py, _validate_and_adjust_timeouts).
+MIN_TTL, MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT = 20, 1, 3
+
+
 @dataclass(frozen=True)
 class Timings:
     """The settings that bound an unplanned failover: the leader lock expires `ttl`
@@ -52,11 +56,20 @@ class Timings:
         return (float(self.ttl - self.loop_wait), float(self.ttl + self.loop_wait))
 
     def problems(self) -> list[str]:
-        """Patroni's own rule: loop_wait + 2 * retry_timeout <= ttl."""
+        """Patroni's own rules: its floors (it silently raises a smaller value, so a drill
+        would predict the wrong failover time) and loop_wait + 2 * retry_timeout <= ttl."""
+        out = [f"{name} ({value}) is below Patroni's minimum of {floor}: Patroni would use "
+               f"{floor} and the failover would not take what the settings say"
+               for name, value, floor in (("ttl", self.ttl, MIN_TTL),
+                                          ("loop_wait", self.loop_wait, MIN_LOOP_WAIT),
+                                          ("retry_timeout", self.retry_timeout,
+                                           MIN_RETRY_TIMEOUT))
+               if value < floor]
         if self.loop_wait + 2 * self.retry_timeout > self.ttl:
-            return [f"loop_wait ({self.loop_wait}) + 2 x retry_timeout ({self.retry_timeout})"
-                    f" exceeds ttl ({self.ttl}): Patroni could lose the lock while retrying"]
-        return []
+            out.append(f"loop_wait ({self.loop_wait}) + 2 x retry_timeout "
+                       f"({self.retry_timeout}) exceeds ttl ({self.ttl}): Patroni could lose "
+                       "the lock while retrying")
+        return out
 
 
 def dynamic_config(timings: Timings, *, synchronous: bool, maximum_lag: int,

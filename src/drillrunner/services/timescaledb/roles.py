@@ -50,6 +50,18 @@ def the_primary(target: Target) -> MemberRef:
     return target.member(SERVICE, primaries[0])
 
 
+def settled_primary(target: Target) -> str | None:
+    """The one member both PostgreSQL and Patroni call primary, or None while they do not
+    agree: a thawed old leader answers read-write until its Patroni demotes it, and what it
+    holds is about to be rewound, so reading there would count kept writes as lost."""
+    roles = member_roles(target)
+    primaries = [n for n, r in roles.items() if r == Role.PRIMARY]
+    if len(primaries) != 1:
+        return None
+    return primaries[0] if pg_ops(target).patroni_roles().get(primaries[0]) == "primary" \
+        else None
+
+
 def replicas(roles: dict[str, str]) -> list[str]:
     return [n for n, r in roles.items() if r == Role.REPLICA]
 

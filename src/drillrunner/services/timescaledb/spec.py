@@ -13,13 +13,17 @@ class PostgresSettings(ServiceSettings):
     # Bytes a replica may lag behind the last known leader position and still be promoted.
     maximum_lag_on_failover: int = 1048576
     # Patroni's timings (seconds): the leader lock lives `ttl`, renewed every `loop_wait`.
-    # Tighter than Patroni's defaults (30/10/10) so a drill's failover takes seconds.
-    ttl: int = 10
+    # Tighter than Patroni's defaults (30/10/10) so a drill's failover takes seconds; 20 is
+    # the smallest ttl Patroni accepts.
+    ttl: int = 20
     loop_wait: int = 1
     retry_timeout: int = 4
     failsafe_mode: bool = False  # keep the leader up while the DCS is unreachable
     # Where WAL is archived: pgBackRest's repository, or "none" (archive_command /bin/true).
     wal_archive: Literal["pgbackrest", "none"] = "pgbackrest"
+    # Another patroni executable to run (Debian's /usr/bin/patroni, say); empty: the pinned
+    # PyPI Patroni `make deps` installs (patroni_install.py says why).
+    patroni: str = ""
 
 
 SPEC = ServiceSpec(

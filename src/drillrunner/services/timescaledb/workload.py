@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from drillrunner.core.actions import workload
@@ -15,6 +15,7 @@ from drillrunner.engine.context import RunContext
 from drillrunner.engine.history import OpUnknown, WorkloadClient
 from drillrunner.services.timescaledb import sql
 from drillrunner.services.timescaledb.ops import pg_ops
+from drillrunner.services.timescaledb.roles import settled_primary
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -30,10 +31,13 @@ class SequencedWrites:
     client reconnects to whichever member is the primary.
     """
 
-    def __init__(self, dsn: str, table: str, run_key: str, timeout: float) -> None:
+    def __init__(self, dsn: str, table: str, run_key: str, timeout: float,
+                 read_dsn: Callable[[], str | None] | None = None) -> None:
         if not _IDENT.match(table):
             raise ActionFailed(f"table name {table!r} must be a lowercase SQL identifier")
         self.dsn = dsn
+        # Where the rows are read back: the settled primary (None: not settled yet).
+        self.read_dsn = read_dsn or (lambda: dsn)
         self.table = table
         self.run_key = run_key
         self.timeout = timeout
@@ -86,17 +90,22 @@ class SequencedWrites:
             raise OpUnknown(str(exc)) from None
 
     def read_back(self, seqs: Collection[int]) -> set[int]:
-        return self.read_from(self.dsn, seqs)
+        return self.read_from(self.read_dsn, seqs)
 
-    def read_from(self, dsn: str, seqs: Collection[int], timeout: float = 30.0) -> set[int]:
-        """Which of `seqs` the server at `dsn` holds (retried while it is unavailable)."""
+    def read_from(self, dsn: str | Callable[[], str | None], seqs: Collection[int],
+                  timeout: float = 30.0) -> set[int]:
+        """Which of `seqs` the server at `dsn` holds (retried while it is unavailable or,
+        for a callable, while it names no server)."""
         import psycopg
 
         wanted = sorted(seqs)
 
-        def read() -> set[int]:
+        def read() -> set[int] | None:
+            where = dsn() if callable(dsn) else dsn
+            if where is None:
+                return None
             rows = sql.fetch(
-                dsn, f"SELECT seq FROM {self.table} WHERE run = %s AND seq = ANY(%s)",
+                where, f"SELECT seq FROM {self.table} WHERE run = %s AND seq = ANY(%s)",
                 (self.run_key, wanted), timeout=10.0,
             )
             return {int(r[0]) for r in rows} | {-1}  # -1: a truthy marker for poll_until
@@ -117,10 +126,16 @@ def sequenced_writes(
 ) -> WorkloadClient:
     """Autocommit single-row INSERTs through a multi-host connection that follows the
     primary. A write not acknowledged within `timeout` (e.g. blocked by synchronous
-    replication) is recorded as unknown."""
+    replication) is recorded as unknown. The rows are read back from the primary PostgreSQL
+    and Patroni agree on, once they do."""
     ops = pg_ops(ctx.target)
+
+    def settled() -> str | None:
+        primary = settled_primary(ctx.target)
+        return ops.dsn(primary) if primary else None
+
     client = SequencedWrites(
-        ops.cluster_dsn(timeout), table, f"{ctx.scenario}-{uuid.uuid4().hex[:12]}", timeout
-    )
+        ops.cluster_dsn(timeout), table, f"{ctx.scenario}-{uuid.uuid4().hex[:12]}", timeout,
+        read_dsn=settled)
     client.create_table(hypertable=ops.timescaledb_installed())
     return client
