@@ -53,7 +53,10 @@ def need_postgres() -> None:
                       install="the Debian package postgresql-15")
     except MissingBinary:
         need_binaries("initdb", install="the Debian package postgresql-15")
-    need_binaries("patroni", install="the Debian package patroni")
+    from drillrunner.services.timescaledb import patroni_install
+
+    need_binaries(str(patroni_install.home() / "bin" / "patroni"),
+                  install=f"Patroni {patroni_install.PATRONI_VERSION} with 'make deps'")
 
 
 def need_kafka() -> None:
