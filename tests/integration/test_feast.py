@@ -205,9 +205,12 @@ def test_feast_follows_a_postgresql_failover_without_a_restart(target: LocalTarg
     """Patroni promotes the standby; Feast's registry and offline store reach PostgreSQL
     through the router, so the same Feast process materializes (reads the offline store,
     records the run in the registry) on the new primary."""
+    import psycopg
+
+    from drillrunner.core.waiting import poll_until
     from drillrunner.services.timescaledb import faults as pg_faults
     from drillrunner.services.timescaledb import member_roles as pg_roles
-    from drillrunner.services.timescaledb import repair
+    from drillrunner.services.timescaledb import repair, sql
 
     pid = target.sup.pid("feast-0")
     ctx = make_ctx(target, "feast-after-failover")
@@ -218,6 +221,12 @@ def test_feast_follows_a_postgresql_failover_without_a_restart(target: LocalTarg
         while pg_roles(target).get(next(n for n in pg_roles(target) if n != old)) != "primary":
             assert time.monotonic() - poll < 40, "Patroni promoted no standby"
             time.sleep(0.2)
+        # The router marks the new leader up after its own health checks (500 ms apart);
+        # until then it closes new sessions, as it must with no primary to route to.
+        router = target.deployment("timescaledb").router_dsn()
+        poll_until(lambda: sql.fetch_value(router, "SELECT NOT pg_is_in_recovery()") is True,
+                   timeout=30, interval=0.2, what="the router to reach the new primary",
+                   retry_on=(psycopg.Error,))
         faults.flush_online_store(ctx)
         result = restore.rematerialize(ctx, mode=restore.Mode.FULL, via=restore.Via.SERVER)
         print(f"\nafter the failover: {result.summary}")
