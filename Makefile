@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DRILL := $(BIN)/drill
-APT_PACKAGES := postgresql-15 python3-venv pgbackrest haproxy redis-server redis-sentinel openjdk-17-jre-headless maven etcd-server
+APT_PACKAGES := postgresql-15 python3-venv pgbackrest nftables haproxy redis-server redis-sentinel openjdk-17-jre-headless maven etcd-server
 TEST_APT_PACKAGES := chromium
 PYTEST_ARGS ?=
 

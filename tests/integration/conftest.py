@@ -163,6 +163,7 @@ class ServiceStack:
                 target.deployment(service).down()
             except Exception as exc:
                 errors.append(f"{service}: {exc}")
+        target.forget_network()
         assert not errors, errors
 
     def fixtures(self) -> tuple[Any, Any]:

@@ -21,6 +21,7 @@ PASSING = [
     "timescaledb-primary-freeze",
     "timescaledb-lagging-replica-not-promoted",
     "timescaledb-dcs-quorum-loss",
+    "timescaledb-leader-partitioned-from-dcs",
     "timescaledb-switchover",
     "timescaledb-pitr-restore",
     "redis-sentinel-failover",

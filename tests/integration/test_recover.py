@@ -264,6 +264,7 @@ def test_every_fault_kill_runner_then_recover(drill_stack: Path, tmp_path: Path,
     done = [e for e in _events(journal) if e["event"] == "undo-done"]
     assert len(done) == len(pending)
     assert main(["recover"]) == 0  # idempotent
+    assert LocalTarget(drill_stack).network_cuts().active() == []
     _assert_healthy(drill_stack, capsys, before, group not in FAILOVER_GROUPS, canaries)
 
 

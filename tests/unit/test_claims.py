@@ -355,7 +355,7 @@ def test_drill_claims_without_a_run_shows_the_library(tmp_path: Path, wide: None
     assert main(["claims"]) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if C01 in ln)
-    assert "UNTESTED" in line and "0 of 12 scenarios" in line and "probes-declared" in line
+    assert "UNTESTED" in line and "0 of 13 scenarios" in line and "probes-declared" in line
 
 
 # -- the registry is not runnable -----------------------------------------------------------

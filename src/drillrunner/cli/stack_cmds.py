@@ -110,6 +110,7 @@ def down() -> None:
     target = LocalTarget(state)
     for dep in reversed(target.deployments()):
         dep.down()
+    target.forget_network()
     typer.echo("stack stopped", err=True)
 
 
@@ -120,4 +121,13 @@ def status(
     """Each member's live role (read from the server), address and PID."""
     from drillrunner.stack.local import LocalTarget
 
-    _print_rows(member_rows(LocalTarget(_state())), fmt)
+    target = LocalTarget(_state())
+    _print_rows(member_rows(target), fmt)
+    cuts = target.network_cuts()
+    if cuts.problem() is None and (active := cuts.active()):
+        # On stderr under --format json: stdout stays the list of members scripts parse.
+        err = fmt is Format.JSON
+        typer.echo("network faults in force (drill recover, or drill stack down, lifts them):",
+                   err=err)
+        for rule in active:
+            typer.echo(f"  {rule}", err=err)

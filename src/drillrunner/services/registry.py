@@ -24,7 +24,8 @@ SERVICES: tuple[ServiceSpec, ...] = (TIMESCALEDB, REDIS, OMS, NATS, FEAST, KAFKA
 
 # Registered actions that belong to no service: the engine's generic checks and the faults
 # only the kind target offers (nodes, network policies).
-GENERIC_ACTIONS = ("drillrunner.engine.checks", "drillrunner.targets.kind.faults")
+GENERIC_ACTIONS = ("drillrunner.engine.checks", "drillrunner.targets.kind.faults",
+                   "drillrunner.services.network_faults")
 
 
 class Registry:

@@ -21,6 +21,7 @@ from drillrunner.services.spec import load_ref
 from drillrunner.stack.adapter import LocalDeployment
 from drillrunner.stack.settings import StackSettings, load_settings
 from drillrunner.targets.base import MemberRef, Signal
+from drillrunner.targets.local.netcut import NetCuts
 from drillrunner.targets.local.supervisor import Supervisor, tail_text, tree_pids
 
 _SIGNALS = {Signal.KILL: signal.SIGKILL, Signal.TERM: signal.SIGTERM}
@@ -136,6 +137,18 @@ class LocalTarget:
             except OSError as exc:
                 out[Path(path).name] = f"(unreadable: {exc.strerror})\n"
         return out
+
+    def network_cuts(self) -> NetCuts:
+        """Cuts between members on 127.0.0.1 (targets/local/netcut.py)."""
+        return NetCuts(self.sup.cgroups)
+
+    def forget_network(self) -> None:
+        """After every member stopped: no cut outlives the stack (the next `up` starts with
+        every link open) and no empty cgroup of it is left behind."""
+        cuts = self.network_cuts()
+        if cuts.problem() is None:
+            cuts.teardown()
+        self.sup.cgroups.remove_empty()
 
     def artifacts_dir(self) -> Path:
         path = self.state / "backups"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from drillrunner.core.errors import StackError
 from drillrunner.core.waiting import WaitTimeout, poll_until
+from drillrunner.targets.local.netcut import Cgroups
 
 
 class _Exited(Exception):
@@ -136,6 +137,8 @@ class Supervisor:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Processes this drill process spawned: reaped here so no zombie holds a lock file.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # Each member in a cgroup of its own, so network faults can tell members apart.
+        self.cgroups = Cgroups(state_dir)
 
     def _record(self, name: str) -> Path:
         return self.run_dir / f"{name}.json"
@@ -167,16 +170,18 @@ class Supervisor:
                 "process; stop it or choose other ports (drill stack up --port-base N)"
             )
         spec.log.parent.mkdir(parents=True, exist_ok=True)
+        # Joins its cgroup before exec (and drops to spec.user after): its sockets carry it.
+        wrapped = self.cgroups.wrap(spec.name, spec.argv, spec.user)
         with open(spec.log, "ab") as log:
             try:
                 proc = subprocess.Popen(
-                    spec.argv,
+                    wrapped or spec.argv,
                     cwd=spec.cwd,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    user=spec.user,
+                    user=None if wrapped else spec.user,
                     env={**_base_env(), **spec.env},
                 )
             except FileNotFoundError as exc:
