@@ -38,19 +38,25 @@ def test_each_stack_has_its_own_cgroups_and_members_join_before_exec(tmp_path: P
 
 
 def test_a_rule_names_the_sender_by_its_mark_and_the_receiver_by_its_cgroup() -> None:
-    members = ["etcd-0", "tsdb-0"]
-    r = netcut.rule(members, "drill-1", "tsdb-0", "etcd-0", Drop(), "t1")
-    assert r == ('meta mark 0xd000001 socket cgroupv2 level 2 "drill-1/etcd-0" drop '
+    r = netcut.rule("drill-1", "tsdb-0", "etcd-0", Drop(), "t1")
+    mark = netcut.mark_of("tsdb-0")
+    assert r == (f'meta mark {mark:#x} socket cgroupv2 level 2 "drill-1/etcd-0" drop '
                  'comment "t1 tsdb-0->etcd-0 cut"')
-    to_clients = netcut.rule(members, "drill-1", "etcd-0", CLIENTS, Drop(percent=30), "t2")
+    # A member's mark depends on its name only, and the stack's names do not collide.
+    from drillrunner.services.registry import REGISTRY
+
+    names = [n for spec in REGISTRY.services for n in spec.ports]
+    assert len({netcut.mark_of(n) for n in names}) == len(names)
+    assert all(netcut.mark_of(n) & 0xFFFF0000 == netcut.MARK_BASE for n in names)
+    to_clients = netcut.rule("drill-1", "etcd-0", CLIENTS, Drop(percent=30), "t2")
     assert 'socket cgroupv2 level 1 != "drill-1"' in to_clients
     assert "numgen random mod 100 < 30 drop" in to_clients
-    from_clients = netcut.rule(members, "drill-1", CLIENTS, "etcd-0",
+    from_clients = netcut.rule("drill-1", CLIENTS, "etcd-0",
                                Drop(bytes_per_second=65536), "t3")
     assert from_clients.startswith("meta mark 0 ")
     assert "limit rate over 65536 bytes/second drop" in from_clients
     with pytest.raises(ValueError):
-        netcut.rule(members, "drill-1", "etcd-0", "etcd-0", Drop(), "t4")
+        netcut.rule("drill-1", "etcd-0", "etcd-0", Drop(), "t4")
 
 
 def test_groups_become_directed_pairs() -> None:
@@ -69,3 +75,29 @@ def test_without_cgroup2_the_fault_refuses_in_one_line(tmp_path: Path) -> None:
     assert why.startswith("network faults need nftables") and "no cgroup v2" in why
     with pytest.raises(ActionFailed, match="no cgroup v2"):
         cuts.apply("t", [("a", "b")], Drop())
+
+
+def test_a_stopped_member_leaves_no_cgroup_behind(tmp_path: Path) -> None:
+    """A real process in a real cgroup (where this machine has cgroup v2): it is in its
+    member's cgroup while it runs, and stopping it removes the cgroup and the stack's."""
+    import socket
+    import sys
+
+    from drillrunner.targets.local.supervisor import ProcessSpec, Supervisor
+
+    sup = Supervisor(tmp_path)
+    if sup.cgroups.problem() is not None:
+        assert sup.cgroups.wrap("echo-0", ["true"], None) is None
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = ProcessSpec(name="echo-0", port=port, log=tmp_path / "echo.log", cwd=tmp_path,
+                       argv=[sys.executable, "-m", "http.server", str(port),
+                             "--bind", "127.0.0.1"])
+    pid = sup.start(spec)
+    try:
+        assert sup.cgroups.pids("echo-0") == [pid]
+    finally:
+        sup.stop("echo-0")
+    assert sup.cgroups.base is not None and not sup.cgroups.base.exists()

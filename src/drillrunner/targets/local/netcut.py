@@ -23,6 +23,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import zlib
 from contextlib import suppress
 from pathlib import Path
 from typing import Literal
@@ -30,7 +31,13 @@ from typing import Literal
 from drillrunner.core.errors import ActionFailed
 from drillrunner.targets.network import CLIENTS, Drop
 
-MARK_BASE = 0x0D000000  # packet marks drill sets: MARK_BASE + member index
+MARK_BASE = 0x0D000000  # packet marks drill sets: MARK_BASE | a hash of the member's name
+
+
+def mark_of(member: str) -> int:
+    """The member's packet mark: from its name alone, so a rule in force keeps meaning the
+    same member when others start or stop (an index into the member list would shift)."""
+    return MARK_BASE | (zlib.crc32(member.encode()) & 0xFFFF)
 NFT = ("nft", "/usr/sbin/nft")
 INSTALL = "network faults need nftables (apt-get install nftables) and a cgroup v2 hierarchy"
 
@@ -95,6 +102,16 @@ class Cgroups:
             return []
         return [int(p) for p in text.split()]
 
+    def release(self, member: str) -> None:
+        """Remove the member's cgroup once no process is left in it, and the stack's folder
+        once no member's is left (a stopped stack leaves nothing under the hierarchy)."""
+        if self.base is None:
+            return
+        with suppress(OSError):
+            (self.base / member).rmdir()  # EBUSY while a process is still in it
+        with suppress(OSError):
+            self.base.rmdir()
+
     def remove_empty(self) -> None:
         """Remove member cgroups no process is in (after `drill stack down`)."""
         if self.base is None:
@@ -130,13 +147,13 @@ def _nft_action(how: Drop) -> str:
     return f"numgen random mod 100 < {how.percent} drop"
 
 
-def rule(table_members: list[str], base: str, src: str, dst: str, how: Drop, tag: str) -> str:
+def rule(base: str, src: str, dst: str, how: Drop, tag: str) -> str:
     """One nft rule of the cuts chain: packets from `src` to `dst` (member names or
     CLIENTS) get `how`. Pure: the tests read what it renders."""
     if src == dst:
         raise ValueError(f"a cut from {src} to itself")
     sender = ("meta mark 0" if src == CLIENTS
-              else f"meta mark {MARK_BASE + table_members.index(src):#x}")
+              else f"meta mark {mark_of(src):#x}")
     receiver = (f'socket cgroupv2 level 1 != "{base}"' if dst == CLIENTS
                 else f'socket cgroupv2 level 2 "{base}/{dst}"')
     return f'{sender} {receiver} {_nft_action(how)} comment "{tag} {src}->{dst} {how.describe()}"'
@@ -187,7 +204,7 @@ class NetCuts:
     def _mark_rules(self, members: list[str]) -> str:
         return "\n".join(
             f'  socket cgroupv2 level 2 "{self.cgroups.name}/{m}" '
-            f"meta mark set {MARK_BASE + i:#x}" for i, m in enumerate(members))
+            f"meta mark set {mark_of(m):#x}" for m in members)
 
     def apply(self, tag: str, pairs: list[tuple[str, str]], how: Drop) -> list[str]:
         """Add one rule per (sender, receiver) pair, tagged `tag`; returns the rules."""
@@ -199,8 +216,10 @@ class NetCuts:
             raise ActionFailed(
                 f"{', '.join(missing)} run outside drill's cgroups (started before network "
                 "faults existed?): restart them with 'drill stack down' and 'drill stack up'")
-        rules = [rule(members, self.cgroups.name, s, d, how, tag) for s, d in pairs]
-        # The senders chain is rewritten each time: members are numbered by their cgroups.
+        if len({mark_of(m) for m in members}) != len(members):
+            raise ActionFailed(f"two of {members} share a packet mark: rename one")
+        rules = [rule(self.cgroups.name, s, d, how, tag) for s, d in pairs]
+        # The senders chain is rewritten each time: it marks every member that has a cgroup.
         script = "\n".join([
             f"table inet {self.table} {{",
             "  chain senders { type filter hook output priority -150; policy accept; }",

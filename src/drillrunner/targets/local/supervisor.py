@@ -235,12 +235,14 @@ class Supervisor:
         pid = self.pid(name)
         if pid is None:
             self._record(name).unlink(missing_ok=True)
+            self.cgroups.release(name)
             return
         try:
             self.kill(name, signal.SIGTERM, timeout)
         except StackError:
             self.kill(name, signal.SIGKILL, 10.0)
         self._record(name).unlink(missing_ok=True)
+        self.cgroups.release(name)
 
     def wait_gone(self, name: str, pids: list[int], timeout: float) -> None:
         try:
